@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a building block.
+PYTHON ?= python3
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+VENV_OLD := .venv-airflow-3.0
+UV_VERSION := 0.13.8
+export UV_LINK_MODE := copy
+
+.PHONY: install install-oldest test test-newest test-oldest lint demo bench emulator clean constraints
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test]'
+	touch $@
+
+$(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV_OLD)
+	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-oldest: $(VENV_OLD)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags
+	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags
+	$(VENV)/bin/mypy
+
+test-newest: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+# The oldest Airflow the package claims to support runs the suite too, so the claim stays true.
+test-oldest: install-oldest
+	$(VENV_OLD)/bin/python -m pytest -q -p no:cacheprovider -m "not airflow_processes and not slow"
+
+test: lint test-newest test-oldest
+
+emulator: install
+	$(VENV)/bin/xai-batch-emulator --api-key local-key
+
+clean:
+	rm -rf $(TOOLS) $(VENV) $(VENV_OLD) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,183 @@
+"""The exception tree of the xAI Batch client.
+
+::
+
+    XAIError                          anything this package raises on purpose
+    ├── XAIInputError                 a request the user gave cannot be sent (names source and position)
+    ├── XAIConnectionError            the service could not be reached, or the answer was lost, after retries
+    └── XAIAPIError                   the service answered with an error (status_code, code, message)
+        ├── XAIAuthenticationError    401, or 400 "Incorrect API key provided"
+        ├── XAIInvalidRequestError    400 and other 4xx without a class of their own
+        ├── XAIPermissionDeniedError  403: cancelled batch, credits exhausted
+        ├── XAINotFoundError          404
+        ├── XAIConflictError          409/412: changed content under a known id, adds to a file batch
+        ├── XAIRateLimitError         429: rate, capacity or spending limit
+        └── XAIServerError            5xx
+
+HTTP status is mapped to a class in exactly one place, :func:`error_from_response`.
+No message built here contains the API key: the key is scrubbed from anything the service echoes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+class XAIError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class XAIInputError(XAIError, ValueError):
+    """A request in the user's input is malformed; nothing has been sent.
+
+    ``source`` names where the input came from (a file URI, ``requests``) and ``position`` the line
+    (1-based) or list index (0-based) within it.
+
+    >>> str(XAIInputError("invalid JSON", source="s3://b/in.jsonl", position="line 7"))
+    's3://b/in.jsonl, line 7: invalid JSON'
+    """
+
+    def __init__(self, reason: str, *, source: str, position: str | None = None) -> None:
+        self.reason = reason
+        self.source = source
+        self.position = position
+        where = f"{source}, {position}" if position else source
+        super().__init__(f"{where}: {reason}")
+
+
+class XAIConnectionError(XAIError):
+    """The service could not be reached, or its answer was lost, and retrying did not help."""
+
+
+class XAIAPIError(XAIError):
+    """The service answered with an error.
+
+    >>> err = XAIAPIError(404, "Some requested entity was not found", "batch not found")
+    >>> (err.status_code, err.code, err.message)
+    (404, 'Some requested entity was not found', 'batch not found')
+    """
+
+    def __init__(self, status_code: int, code: str | None, message: str) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        super().__init__(f"xAI API error {status_code}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status_code, self.code, self.message))
+
+
+class XAIAuthenticationError(XAIAPIError):
+    """The API key is missing, garbled or wrong (xAI answers 400 for a wrong key, 401 for a missing one)."""
+
+
+class XAIInvalidRequestError(XAIAPIError):
+    """The service rejected the call as invalid (400, 413, 422 ...), for example an unsupported model."""
+
+
+class XAIPermissionDeniedError(XAIAPIError):
+    """403: for example adding to a cancelled batch, or credits exhausted."""
+
+
+class XAINotFoundError(XAIAPIError):
+    """404: the batch or file does not exist (or no longer does)."""
+
+
+class XAIConflictError(XAIAPIError):
+    """412 (or 409): the call contradicts the current state, e.g. changed content under a known id."""
+
+
+class XAIRateLimitError(XAIAPIError):
+    """429: a rate limit, the service's capacity or the team's spending limit was hit."""
+
+    def __init__(
+        self, status_code: int, code: str | None, message: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(status_code, code, message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status_code, self.code, self.message, self.retry_after))
+
+
+class XAIServerError(XAIAPIError):
+    """5xx: transient trouble on the service's side."""
+
+
+_WRONG_KEY_MARKER = "incorrect api key"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Replace every occurrence of ``secret`` in ``text`` by ``***``.
+
+    >>> scrub("key xai-123 rejected", "xai-123")
+    'key *** rejected'
+    """
+    if secret and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str]:
+    """Read ``(code, message)`` from an error body, tolerating non-JSON and other shapes."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, Mapping):
+        code = payload.get("code")
+        message: Any = payload.get("error") or payload.get("message") or payload.get("error_message")
+        if isinstance(message, Mapping):  # {"error": {"message": ..., "code": ...}} as OpenAI-style APIs do
+            code = code or message.get("code") or message.get("type")
+            message = message.get("message")
+        if message is None:
+            message = json.dumps(payload)[:500]
+        return (str(code) if code is not None else None, str(message))
+    text = body.decode("utf-8", errors="replace").strip()
+    return (None, text[:500] or "no error message")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds; ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def error_from_response(
+    status_code: int,
+    body: bytes,
+    *,
+    retry_after: str | None = None,
+    secret: str | None = None,
+) -> XAIAPIError:
+    """Turn an error answer into the matching exception: the one place HTTP status becomes a class.
+
+    >>> type(error_from_response(412, b'{"code": "x", "error": "content differs"}')).__name__
+    'XAIConflictError'
+    >>> type(error_from_response(400, b'{"error": "Incorrect API key provided"}')).__name__
+    'XAIAuthenticationError'
+    """
+    code, message = parse_error_body(body)
+    message = scrub(message, secret)
+    if status_code == 401 or (status_code == 400 and _WRONG_KEY_MARKER in message.lower()):
+        return XAIAuthenticationError(status_code, code, message)
+    if status_code == 403:
+        return XAIPermissionDeniedError(status_code, code, message)
+    if status_code == 404:
+        return XAINotFoundError(status_code, code, message)
+    if status_code in (409, 412):
+        return XAIConflictError(status_code, code, message)
+    if status_code == 429:
+        return XAIRateLimitError(status_code, code, message, parse_retry_after(retry_after))
+    if status_code >= 500:
+        return XAIServerError(status_code, code, message)
+    if 400 <= status_code < 500:
+        return XAIInvalidRequestError(status_code, code, message)
+    return XAIAPIError(status_code, code, message)

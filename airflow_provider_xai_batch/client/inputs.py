@@ -1,0 +1,289 @@
+"""Accepted input shapes -> native batch requests, with deterministic ids and precise errors.
+
+Three shapes are accepted for one request, in XCom lists and JSONL lines alike:
+
+1. native: ``{"batch_request_id": "...", "batch_request": {"<kind>": {...}}}``
+2. JSONL/OpenAI style: ``{"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
+3. short: ``{"custom_id": "...", "body": {...}}`` (a chat completion)
+
+>>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": []}},
+...                   source="requests", position=0)
+{'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': []}}}
+
+Everything is pure and streaming: a generator of a million requests is never materialised.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
+
+from airflow_provider_xai_batch.client.errors import XAIInputError
+
+NativeRequest = dict[str, Any]
+
+KINDS: frozenset[str] = frozenset(
+    {"chat_get_completion", "responses", "image_generation", "image_edit", "video_generation", "video_extension"}
+)
+
+URL_TO_KIND: Mapping[str, str] = {
+    "/v1/chat/completions": "chat_get_completion",
+    "/v1/responses": "responses",
+    "/v1/images/generations": "image_generation",
+    "/v1/images/edits": "image_edit",
+    "/v1/videos/generations": "video_generation",
+    "/v1/videos": "video_generation",
+    "/v1/videos/edits": "video_generation",
+    "/v1/videos/extensions": "video_extension",
+}
+
+MAX_ID_LENGTH = 255
+DEFAULT_MAX_REQUEST_BYTES = 25_000_000
+_GENERATED_ID_LENGTH = 64
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _kind_for_url(url: Any, *, source: str, where: str) -> str:
+    if not isinstance(url, str):
+        raise XAIInputError(f"'url' must be a string, got {type(url).__name__}", source=source, position=where)
+    path = url.strip()
+    if "://" in path:  # a full URL such as https://api.x.ai/v1/chat/completions
+        path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
+    path = path.rstrip("/") or "/"
+    kind = URL_TO_KIND.get(path)
+    if kind is None:
+        known = ", ".join(sorted(URL_TO_KIND))
+        raise XAIInputError(f"unknown endpoint url {url!r} (expected one of {known})", source=source, position=where)
+    return kind
+
+
+def _validated_body(body: Any, kind: str, *, source: str, where: str) -> dict[str, Any]:
+    if body is None:
+        raise XAIInputError("the request has no body", source=source, position=where)
+    if not isinstance(body, dict):
+        raise XAIInputError(
+            f"the request body must be a JSON object, got {type(body).__name__}", source=source, position=where
+        )
+    if not body:
+        raise XAIInputError("the request body is empty", source=source, position=where)
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise XAIInputError("the request body has no 'model' string", source=source, position=where)
+    if kind == "chat_get_completion":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise XAIInputError(
+                "a chat completion needs a non-empty 'messages' list", source=source, position=where
+            )
+    if "stream" in body:  # streaming has no meaning in a batch; the service would reject or ignore it
+        body = {key: value for key, value in body.items() if key != "stream"}
+    return body
+
+
+def _validated_id(value: Any, *, source: str, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise XAIInputError(f"the request id must be a string, got {type(value).__name__}", source=source, position=where)
+    if not value.strip():
+        raise XAIInputError("the request id is empty", source=source, position=where)
+    if len(value) > MAX_ID_LENGTH:
+        raise XAIInputError(
+            f"the request id is {len(value)} characters long (at most {MAX_ID_LENGTH})", source=source, position=where
+        )
+    return value
+
+
+def normalise_request(request: Any, *, source: str, position: int | str) -> NativeRequest:
+    """Turn one request in any accepted shape into the native form, or raise :class:`XAIInputError`.
+
+    ``position`` is a 0-based list index (int) or a ready label such as ``"line 7"``. A request
+    without an id gets :func:`generated_request_id` for that source and position.
+    """
+    where = position if isinstance(position, str) else f"item {position}"
+    if not isinstance(request, dict):
+        raise XAIInputError(
+            f"a request must be a JSON object, got {type(request).__name__}", source=source, position=where
+        )
+    if "batch_request" in request:
+        request_id = _validated_id(request.get("batch_request_id"), source=source, where=where)
+        wrapped = request["batch_request"]
+        if not isinstance(wrapped, dict) or len(wrapped) != 1:
+            raise XAIInputError(
+                "'batch_request' must hold exactly one kind key, such as 'chat_get_completion'",
+                source=source,
+                position=where,
+            )
+        kind, body = next(iter(wrapped.items()))
+        if kind not in KINDS:
+            raise XAIInputError(
+                f"unknown request kind {kind!r} (expected one of {', '.join(sorted(KINDS))})",
+                source=source,
+                position=where,
+            )
+    elif "body" in request or "url" in request or "custom_id" in request:
+        request_id = _validated_id(request.get("custom_id"), source=source, where=where)
+        method = request.get("method", "POST")
+        if not isinstance(method, str) or method.upper() != "POST":
+            raise XAIInputError(f"unsupported method {method!r} (only POST)", source=source, position=where)
+        kind = _kind_for_url(request["url"], source=source, where=where) if "url" in request else "chat_get_completion"
+        body = request.get("body")
+    else:
+        raise XAIInputError(
+            "not an accepted request shape: expected 'batch_request' (native), or 'custom_id'/'url'/'body' "
+            "(JSONL style)",
+            source=source,
+            position=where,
+        )
+    body = _validated_body(body, kind, source=source, where=where)
+    if request_id is None:
+        request_id = generated_request_id(source, position)
+    return {"batch_request_id": request_id, "batch_request": {kind: body}}
+
+
+def generated_request_id(source: str, position: int | str) -> str:
+    """A deterministic id for a request that has none: unique per (source, position), <= 64 characters.
+
+    >>> generated_request_id("s3://bucket/in/part-1.jsonl", "line 12")
+    'part-1.jsonl-c488cc1a-line-12'
+    """
+    label = f"{position:09d}" if isinstance(position, int) else _SLUG.sub("-", str(position))
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
+    stem = _SLUG.sub("-", source.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "req"
+    room = _GENERATED_ID_LENGTH - len(digest) - len(label) - 2
+    return f"{stem[: max(room, 1)]}-{digest}-{label}"
+
+
+def encode_request(request: NativeRequest) -> bytes:
+    """The compact JSON encoding used on the wire (and for size checks)."""
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def request_digest(request: NativeRequest) -> bytes:
+    """A digest of a request's content, independent of key order, to spot an id reused for other content."""
+    canonical = json.dumps(request["batch_request"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
+
+
+def normalise_requests(requests: Iterable[Any], *, source: str = "requests") -> Iterator[NativeRequest]:
+    """Normalise a stream of requests (list items, positions 0-based), lazily.
+
+    >>> [r["batch_request_id"] for r in normalise_requests([{"body": {"model": "m", "messages": [1]}}])]
+    ['requests-ec72420d-000000000']
+    """
+    if isinstance(requests, (str, bytes, Mapping)):
+        raise XAIInputError(
+            f"requests must be a list of request objects, got {type(requests).__name__}", source=source
+        )
+    for index, request in enumerate(requests):
+        yield normalise_request(request, source=source, position=index)
+
+
+def iter_jsonl(stream: IO[bytes], *, source: str, chunk_size: int = 1 << 20) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` from a JSONL byte stream, one line in memory at a time.
+
+    Accepts what real files contain: a UTF-8 byte order mark, CRLF line ends, blank lines.
+    Invalid UTF-8, invalid JSON and a truncated last line raise :class:`XAIInputError` with the line.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    line_number = 0
+    pending = b""
+    while True:
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line_number += 1
+            parsed = _parse_line(raw, line_number, decoder, source=source)
+            if parsed is not _BLANK:
+                yield line_number, parsed
+    if pending:
+        line_number += 1
+        parsed = _parse_line(pending, line_number, decoder, source=source, last=True)
+        if parsed is not _BLANK:
+            yield line_number, parsed
+
+
+_BLANK: Any = object()
+
+
+def _parse_line(
+    raw: bytes, line_number: int, decoder: codecs.IncrementalDecoder, *, source: str, last: bool = False
+) -> Any:
+    where = f"line {line_number}"
+    if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise XAIInputError(
+            f"invalid UTF-8 at byte {exc.start} of the line", source=source, position=where
+        ) from None
+    text = text.strip()
+    if not text:
+        return _BLANK
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (the last line looks truncated)" if last and not text.endswith(("}", "]")) else ""
+        raise XAIInputError(f"invalid JSON: {exc.msg} at column {exc.colno}{hint}", source=source, position=where) from None
+
+
+def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest]:
+    """Parse and normalise a JSONL stream lazily; ids default to :func:`generated_request_id` per line."""
+    for line_number, parsed in iter_jsonl(stream, source=source):
+        yield normalise_request(parsed, source=source, position=f"line {line_number}")
+
+
+def check_request_size(request: NativeRequest, encoded: bytes, limit: int, *, source: str, position: str) -> None:
+    """Refuse a single request larger than the service accepts (25 MB by default)."""
+    if len(encoded) > limit:
+        raise XAIInputError(
+            f"request {request['batch_request_id']!r} is {len(encoded):,} bytes, over the {limit:,}-byte limit",
+            source=source,
+            position=position,
+        )
+
+
+class DuplicateIdChecker:
+    """Spots one id used twice for different content, in about 100 bytes per request.
+
+    Ids and contents are kept as 64-bit hashes, so a million requests cost tens of megabytes, not
+    the requests themselves. Identical repeats are harmless (the service treats them as one
+    request) and are reported so callers can skip them; different content under one id is an
+    :class:`XAIInputError`.
+
+    >>> checker = DuplicateIdChecker()
+    >>> request = {"batch_request_id": "a", "batch_request": {"chat_get_completion": {"model": "m"}}}
+    >>> checker.check(request, source="requests", position="item 0"), checker.check(request, source="requests", position="item 1")
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(self, request: NativeRequest, *, source: str, position: str) -> bool:
+        """Return True when the request is new, False for an identical repeat; raise on a conflict."""
+        request_id = request["batch_request_id"]
+        key = int.from_bytes(hashlib.blake2b(request_id.encode("utf-8"), digest_size=8).digest(), "big")
+        content = int.from_bytes(request_digest(request)[:8], "big")
+        earlier = self._seen.get(key)
+        if earlier is None:
+            self._seen[key] = content
+            return True
+        if earlier == content:
+            return False
+        raise XAIInputError(
+            f"request id {request_id!r} appears earlier in the input with different content",
+            source=source,
+            position=position,
+        )

@@ -1,0 +1,265 @@
+"""The pure part of speaking the wire contract: no I/O here, so all of it is tested without a network.
+
+Request building, response parsing, packing add calls under the size cap, pacing under the rate
+limits and deciding whether (and how long) to wait before a retry. ``sync.py`` and ``aio.py`` only
+run these decisions over ``httpx.Client`` and ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+DEFAULT_BASE_URL = "https://api.x.ai"
+
+_CALL_PREFIX = b'{"batch_requests":['
+_CALL_SUFFIX = b"]}"
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """The service's published limits, as settings (they changed twice in 2026; teams may differ).
+
+    ``None`` for a rate switches client-side pacing of that call off.
+
+    >>> ClientLimits().max_add_call_bytes
+    25000000
+    """
+
+    create_calls: int | None = 2
+    create_window_seconds: float = 1.0
+    add_calls: int | None = 1000
+    add_window_seconds: float = 30.0
+    max_add_call_bytes: int = 25_000_000
+    max_request_bytes: int = 25_000_000
+    max_requests_per_call: int | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ClientLimits:
+        """Build limits from a connection's extra, ignoring keys that are not limits."""
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass
+class RetryPolicy:
+    """When to retry and how long to wait: capped exponential backoff with jitter.
+
+    Only 429, 5xx and connection errors are retried; other 4xx never are. A ``Retry-After`` hint is
+    honoured when the service sends one (it does not today). Jitter is a separate function so tests
+    can pin it.
+
+    >>> policy = RetryPolicy(initial_delay=1.0, max_delay=8.0, jitter=lambda delay: delay)
+    >>> [policy.backoff(attempt) for attempt in range(5)]
+    [1.0, 2.0, 4.0, 8.0, 8.0]
+    >>> policy.retry_delay(0, status_code=404) is None
+    True
+    """
+
+    max_retries: int = 8
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    jitter: Callable[[float], float] = field(default=lambda delay: delay * random.uniform(0.5, 1.0))
+
+    def backoff(self, attempt: int) -> float:
+        """The delay before retry number ``attempt + 1``, jitter applied, never above the cap."""
+        raw = min(self.max_delay, self.initial_delay * (self.multiplier**attempt))
+        return max(0.0, min(self.max_delay, self.jitter(raw)))
+
+    @staticmethod
+    def is_retryable_status(status_code: int) -> bool:
+        return status_code == 429 or status_code >= 500
+
+    def retry_delay(
+        self,
+        attempt: int,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> float | None:
+        """Seconds to wait before retrying, or ``None`` to give up (not retryable, or out of retries).
+
+        ``status_code=None`` stands for a connection error.
+        """
+        if attempt >= self.max_retries:
+            return None
+        if status_code is not None and not self.is_retryable_status(status_code):
+            return None
+        if retry_after is not None:
+            return min(retry_after, self.max_delay * 4)
+        return self.backoff(attempt)
+
+
+class SlidingWindowLimiter:
+    """Client-side pacing: at most ``limit`` calls in any rolling ``window`` seconds.
+
+    :meth:`reserve` books the next free slot and says how long to wait for it, so concurrent callers
+    (async tasks, threads under the caller's lock) each get their own slot.
+
+    >>> limiter = SlidingWindowLimiter(limit=2, window=10.0, margin=0.0)
+    >>> [limiter.reserve(now=0.0), limiter.reserve(now=0.0), limiter.reserve(now=1.0)]
+    [0.0, 0.0, 9.0]
+    """
+
+    def __init__(self, limit: int, window: float, *, margin: float = 0.05) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a rate limit needs limit >= 1 and window > 0")
+        self.limit = limit
+        self.window = window
+        # A small margin keeps us under the limit despite clock skew and transit time.
+        self.margin = margin
+        self._slots: deque[float] = deque()
+
+    def reserve(self, now: float) -> float:
+        slot = now
+        if len(self._slots) >= self.limit:
+            slot = max(now, self._slots.popleft() + self.window + self.margin)
+        self._slots.append(slot)
+        return slot - now
+
+
+@dataclass(frozen=True)
+class AddCall:
+    """One packed add-requests call: the ready JSON body and how many requests it carries."""
+
+    body: bytes
+    count: int
+    first_id: str
+    last_id: str
+
+
+def pack_add_calls(
+    encoded: Iterable[tuple[str, bytes]],
+    *,
+    max_body_bytes: int,
+    max_requests: int | None = None,
+) -> Iterator[AddCall]:
+    """Pack encoded requests ``(id, json_bytes)`` into add-call bodies of at most ``max_body_bytes``.
+
+    Order is kept, nothing is dropped, and only one call's worth of requests is held at a time.
+    A request too large to fit any call raises ``ValueError`` (inputs are size-checked before this).
+
+    >>> calls = list(pack_add_calls([("a", b'{"x":1}'), ("b", b'{"y":2}')], max_body_bytes=40))
+    >>> [(call.count, call.body) for call in calls]
+    [(2, b'{"batch_requests":[{"x":1},{"y":2}]}')]
+    """
+    overhead = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
+    parts: list[bytes] = []
+    size = overhead
+    first_id = last_id = ""
+    for request_id, body in encoded:
+        needed = len(body) + (1 if parts else 0)
+        if overhead + len(body) > max_body_bytes:
+            raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
+        if parts and (size + needed > max_body_bytes or (max_requests is not None and len(parts) >= max_requests)):
+            yield AddCall(_CALL_PREFIX + b",".join(parts) + _CALL_SUFFIX, len(parts), first_id, last_id)
+            parts, size = [], overhead
+            needed = len(body)
+        if not parts:
+            first_id = request_id
+        parts.append(body)
+        size += needed
+        last_id = request_id
+    if parts:
+        yield AddCall(_CALL_PREFIX + b",".join(parts) + _CALL_SUFFIX, len(parts), first_id, last_id)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """A request to make: everything the transports need, nothing they must decide.
+
+    ``resend_safe`` says whether sending it twice is harmless (reads, adds with deterministic ids,
+    cancel); ``pace`` names the rate limit it counts against.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    resend_safe: bool = True
+    pace: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _segment(value: str) -> str:
+    if not value or "/" in value:
+        raise ValueError(f"invalid id {value!r}")
+    return quote(value, safe="")
+
+
+def create_batch_call(name: str, input_file_id: str | None = None) -> ApiCall:
+    payload: dict[str, Any] = {"name": name}
+    if input_file_id:
+        payload["input_file_id"] = input_file_id
+    return ApiCall("POST", "/v1/batches", json=payload, resend_safe=False, pace="create")
+
+
+def get_batch_call(batch_id: str) -> ApiCall:
+    return ApiCall("GET", f"/v1/batches/{_segment(batch_id)}")
+
+
+def cancel_batch_call(batch_id: str) -> ApiCall:
+    # Note the colon: the service routes ``:cancel`` as a custom method, not a sub-resource.
+    return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}:cancel", json={})
+
+
+def add_requests_call(batch_id: str, body: bytes) -> ApiCall:
+    return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}/requests", content=body, pace="add")
+
+
+def list_call(path: str, limit: int, token: str | None) -> ApiCall:
+    params: dict[str, Any] = {"limit": limit}
+    if token:
+        params["pagination_token"] = token
+    return ApiCall("GET", path, params=params)
+
+
+def batches_path() -> str:
+    return "/v1/batches"
+
+
+def batch_requests_path(batch_id: str) -> str:
+    return f"/v1/batches/{_segment(batch_id)}/requests"
+
+
+def results_path(batch_id: str) -> str:
+    return f"/v1/batches/{_segment(batch_id)}/results"
+
+
+def file_path(file_id: str) -> str:
+    return f"/v1/files/{_segment(file_id)}"
+
+
+def parse_page(payload: Any, key: str, *alternatives: str) -> tuple[list[Any], str | None]:
+    """Items and the next token of one list page; a null, empty or absent token ends the listing.
+
+    >>> parse_page({"results": [1, 2], "pagination_token": ""}, "results")
+    ([1, 2], None)
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"expected a JSON object with {key!r}, got {type(payload).__name__}")
+    items: Any = None
+    for candidate in (key, *alternatives):
+        if candidate in payload:
+            items = payload[candidate]
+            break
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise ValueError(f"expected {key!r} to be a list")
+    token = payload.get("pagination_token") or payload.get("next_page_token") or None
+    return items, (str(token) if token else None)
+
+
+def page_size(value: int, *, maximum: int = 1000) -> int:
+    """Clamp a page size into what the service accepts."""
+    return max(1, min(int(value), maximum))

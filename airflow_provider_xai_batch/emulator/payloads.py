@@ -1,0 +1,300 @@
+"""What one batch request is and what its result looks like, as pure functions.
+
+A request is boiled down on arrival to a ``PreparedRequest``: its digest (for idempotent re-adds)
+and the few facts its result depends on. The body itself is not kept, so a batch of a million
+requests costs a small fraction of its JSON; results are rendered from these facts when read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+KINDS: tuple[str, ...] = (
+    "chat_get_completion",
+    "responses",
+    "image_generation",
+    "image_edit",
+    "video_generation",
+    "video_extension",
+)
+
+# The gRPC method each kind runs as; shown in request metadata.
+ENDPOINTS: dict[str, str] = {
+    "chat_get_completion": "xai_api.Chat/GetCompletion",
+    "responses": "xai_api.Responses/CreateResponse",
+    "image_generation": "xai_api.Image/GenerateImage",
+    "image_edit": "xai_api.Image/EditImage",
+    "video_generation": "xai_api.Video/GenerateVideo",
+    "video_extension": "xai_api.Video/ExtendVideo",
+}
+
+# The key a successful result is filed under: chat and responses share one, as do images and videos.
+RESULT_KEYS: dict[str, str] = {
+    "chat_get_completion": "chat_get_completion",
+    "responses": "chat_get_completion",
+    "image_generation": "image_generation",
+    "image_edit": "image_generation",
+    "video_generation": "video_generation",
+    "video_extension": "video_generation",
+}
+
+# JSONL lines name the REST endpoint; each maps onto one kind.
+URL_KINDS: dict[str, str] = {
+    "/v1/chat/completions": "chat_get_completion",
+    "/v1/responses": "responses",
+    "/v1/images/generations": "image_generation",
+    "/v1/images/edits": "image_edit",
+    "/v1/videos/generations": "video_generation",
+    "/v1/videos": "video_generation",
+    "/v1/videos/edits": "video_generation",
+    "/v1/videos/extensions": "video_extension",
+}
+
+TOKEN_LIMIT_KEYS: tuple[str, ...] = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+FAIL_MARKER = "[[fail]]"
+SNIPPET_CHARS = 60
+ANSWER_PREFIX = "Emulated answer to: "
+
+# Prices in ticks (1 tick = 1e-10 USD), loosely after xAI's list prices.
+PROMPT_TICKS_PER_TOKEN = 2_000
+COMPLETION_TICKS_PER_TOKEN = 5_000
+IMAGE_TICKS = 200_000_000
+VIDEO_TICKS = 500_000_000
+VIDEO_SECONDS = 6
+MAX_IMAGES = 10
+
+# A 1x1 transparent PNG: the smallest honest answer to a b64_json image request.
+PIXEL_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
+
+class InvalidRequest(Exception):
+    """A request the add call (or file validation) rejects outright; ``message`` is xAI's text."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """The facts kept about one accepted request.
+
+    >>> prepared = prepare_request(
+    ...     "row-1",
+    ...     {"chat_get_completion": {"model": "grok-4.3", "messages": [{"role": "user", "content": "Hi"}]}},
+    ...     supported_models={"grok-4.3"},
+    ... )
+    >>> (prepared.kind, prepared.model, prepared.snippet, prepared.fixed_error)
+    ('chat_get_completion', 'grok-4.3', 'Hi', None)
+    """
+
+    batch_request_id: str
+    kind: str
+    model: str
+    digest: bytes
+    snippet: str
+    prompt_tokens: int
+    image_count: int
+    b64_images: bool
+    # Set when the request is bound to fail while processing (found then, not when added).
+    fixed_error: str | None
+
+
+def canonical_json(value: Any) -> bytes:
+    """Key-order-independent JSON, so equal content always has an equal digest."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_digest(canonical: bytes) -> bytes:
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def prepare_request(
+    batch_request_id: str,
+    batch_request: Any,
+    *,
+    supported_models: Collection[str],
+    max_request_bytes: int = 25_000_000,
+) -> PreparedRequest:
+    """Validate one ``batch_request`` (``{"<kind>": body}``) and keep what its result needs.
+
+    Raises ``InvalidRequest`` with the service's message when the add call must be rejected.
+    """
+    if not isinstance(batch_request, Mapping) or len(batch_request) != 1:
+        raise InvalidRequest(f"batch_request must hold exactly one of: {', '.join(KINDS)}")
+    ((kind, body),) = batch_request.items()
+    if kind not in KINDS:
+        raise InvalidRequest(f"Unknown batch_request kind {kind!r}; expected one of: {', '.join(KINDS)}")
+    if not isinstance(body, Mapping):
+        raise InvalidRequest(f"batch_request.{kind} must be a JSON object")
+    # `stream` means nothing in a batch; dropping it before hashing makes it irrelevant to identity.
+    body = {key: value for key, value in body.items() if key != "stream"}
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(f"batch_request.{kind}.model is required")
+    if model not in supported_models:
+        raise InvalidRequest(f"Model {model} is not supported for batch processing.")
+    canonical = canonical_json({kind: body})
+    if len(canonical) > max_request_bytes:
+        raise InvalidRequest(
+            f"Request {batch_request_id} is {len(canonical)} bytes, above the limit of {max_request_bytes} bytes"
+        )
+    texts, snippet_source = _prompt_texts(kind, body)
+    prompt_chars = sum(len(text) for text in texts)
+    image_count = 1
+    if kind in ("image_generation", "image_edit"):
+        count = body.get("n", 1)
+        image_count = min(MAX_IMAGES, count) if isinstance(count, int) and count >= 1 else 1
+    return PreparedRequest(
+        batch_request_id=batch_request_id,
+        kind=kind,
+        model=model,
+        digest=content_digest(canonical),
+        snippet=snippet_source[:SNIPPET_CHARS],
+        prompt_tokens=max(1, math.ceil(prompt_chars / 4)),
+        image_count=image_count,
+        b64_images=body.get("response_format") == "b64_json",
+        fixed_error=_processing_error(kind, body, texts, canonical),
+    )
+
+
+def _processing_error(kind: str, body: Mapping[str, Any], texts: list[str], canonical: bytes) -> str | None:
+    for key in TOKEN_LIMIT_KEYS:
+        value = body.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            return f"Maximum number of tokens {key} must be positive but {key} = {value}"
+    if kind == "chat_get_completion" and not texts:
+        return "Invalid request content: messages must be a non-empty list"
+    if kind in ("image_generation", "image_edit", "video_generation") and not texts:
+        return "Invalid request content: prompt is required"
+    if FAIL_MARKER.encode() in canonical:
+        return f"Request failed while processing: the prompt contains {FAIL_MARKER}"
+    return None
+
+
+def _prompt_texts(kind: str, body: Mapping[str, Any]) -> tuple[list[str], str]:
+    """All prompt text of a request, and the text its emulated answer echoes."""
+    if kind == "chat_get_completion":
+        return _message_texts(body.get("messages"))
+    if kind == "responses":
+        texts, echo = _message_texts(body.get("input"))
+        instructions = body.get("instructions")
+        if isinstance(instructions, str):
+            texts.append(instructions)
+        return texts, echo
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        return [prompt], prompt
+    return [], ""
+
+
+def _message_texts(messages: Any) -> tuple[list[str], str]:
+    if isinstance(messages, str):
+        return ([messages], messages) if messages else ([], "")
+    if not isinstance(messages, list):
+        return [], ""
+    texts: list[str] = []
+    echo = ""
+    last_any = ""
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        text = _content_text(message.get("content"))
+        texts.append(text)
+        last_any = text
+        if message.get("role", "user") == "user":
+            echo = text
+    return texts, echo or last_any
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def answer_text(snippet: str) -> str:
+    """The deterministic answer of a chat or responses request."""
+    return ANSWER_PREFIX + snippet
+
+
+def completion_tokens(snippet: str) -> int:
+    return max(1, math.ceil(len(answer_text(snippet)) / 4))
+
+
+def request_cost(kind: str, prompt_tokens: int, snippet: str, image_count: int) -> int:
+    """Cost of one successful request in ticks."""
+    if RESULT_KEYS[kind] == "chat_get_completion":
+        return prompt_tokens * PROMPT_TICKS_PER_TOKEN + completion_tokens(snippet) * COMPLETION_TICKS_PER_TOKEN
+    if RESULT_KEYS[kind] == "image_generation":
+        return image_count * IMAGE_TICKS
+    return VIDEO_TICKS
+
+
+def render_response(
+    *,
+    kind: str,
+    model: str,
+    batch_id: str,
+    batch_request_id: str,
+    snippet: str,
+    prompt_tokens: int,
+    image_count: int,
+    b64_images: bool,
+    finished_at: float,
+) -> dict[str, Any]:
+    """``batch_result.response`` of a successful request: ``{"<result key>": payload}``."""
+    result_key = RESULT_KEYS[kind]
+    token = uuid.UUID(bytes=hashlib.blake2b(f"{batch_id}\0{batch_request_id}".encode(), digest_size=16).digest())
+    cost = request_cost(kind, prompt_tokens, snippet, image_count)
+    payload: dict[str, Any]
+    if result_key == "chat_get_completion":
+        completion = completion_tokens(snippet)
+        payload = {
+            "id": f"chatcmpl-{token}",
+            "object": "chat.completion",
+            "created": int(finished_at),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer_text(snippet)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+                "cost_in_usd_ticks": cost,
+            },
+            "system_fingerprint": "fp_emulated",
+        }
+    elif result_key == "image_generation":
+        if b64_images:
+            images: list[dict[str, str]] = [{"b64_json": PIXEL_PNG_B64} for _ in range(image_count)]
+        else:
+            images = [
+                {"url": f"https://imgen.x.ai/xai-imgen/emulated/{token}-{index}.jpeg", "revised_prompt": ""}
+                for index in range(image_count)
+            ]
+        payload = {"model": model, "data": images, "usage": {"cost_in_usd_ticks": cost}}
+    else:
+        payload = {
+            "request_id": str(token),
+            "model": model,
+            "video": {"url": f"https://vidgen.x.ai/xai-vidgen/emulated/{token}.mp4", "duration": VIDEO_SECONDS},
+            "usage": {"cost_in_usd_ticks": cost},
+        }
+    return {result_key: payload}
