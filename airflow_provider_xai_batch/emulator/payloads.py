@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 KINDS: tuple[str, ...] = (
     "chat_get_completion",
@@ -58,6 +56,7 @@ URL_KINDS: dict[str, str] = {
 
 TOKEN_LIMIT_KEYS: tuple[str, ...] = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 FAIL_MARKER = "[[fail]]"
+_FAIL_MARKER_BYTES = FAIL_MARKER.encode()
 SNIPPET_CHARS = 60
 ANSWER_PREFIX = "Emulated answer to: "
 
@@ -82,8 +81,7 @@ class InvalidRequest(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRequest:
+class PreparedRequest(NamedTuple):
     """The facts kept about one accepted request.
 
     >>> prepared = prepare_request(
@@ -107,9 +105,13 @@ class PreparedRequest:
     fixed_error: str | None
 
 
+# One encoder for every request: json.dumps would build a new one per call when options are given.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Key-order-independent JSON, so equal content always has an equal digest."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def content_digest(canonical: bytes) -> bytes:
@@ -127,15 +129,16 @@ def prepare_request(
 
     Raises ``InvalidRequest`` with the service's message when the add call must be rejected.
     """
-    if not isinstance(batch_request, Mapping) or len(batch_request) != 1:
+    if not isinstance(batch_request, dict) or len(batch_request) != 1:
         raise InvalidRequest(f"batch_request must hold exactly one of: {', '.join(KINDS)}")
     ((kind, body),) = batch_request.items()
     if kind not in KINDS:
         raise InvalidRequest(f"Unknown batch_request kind {kind!r}; expected one of: {', '.join(KINDS)}")
-    if not isinstance(body, Mapping):
+    if not isinstance(body, dict):
         raise InvalidRequest(f"batch_request.{kind} must be a JSON object")
     # `stream` means nothing in a batch; dropping it before hashing makes it irrelevant to identity.
-    body = {key: value for key, value in body.items() if key != "stream"}
+    if "stream" in body:
+        body = {key: value for key, value in body.items() if key != "stream"}
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest(f"batch_request.{kind}.model is required")
@@ -144,7 +147,8 @@ def prepare_request(
     canonical = canonical_json({kind: body})
     if len(canonical) > max_request_bytes:
         raise InvalidRequest(
-            f"Request {batch_request_id} is {len(canonical)} bytes, above the limit of {max_request_bytes} bytes"
+            f"Request {batch_request_id} is {len(canonical)} bytes, "
+            f"above the limit of {max_request_bytes} bytes"
         )
     texts, snippet_source = _prompt_texts(kind, body)
     prompt_chars = sum(len(text) for text in texts)
@@ -174,7 +178,7 @@ def _processing_error(kind: str, body: Mapping[str, Any], texts: list[str], cano
         return "Invalid request content: messages must be a non-empty list"
     if kind in ("image_generation", "image_edit", "video_generation") and not texts:
         return "Invalid request content: prompt is required"
-    if FAIL_MARKER.encode() in canonical:
+    if _FAIL_MARKER_BYTES in canonical:
         return f"Request failed while processing: the prompt contains {FAIL_MARKER}"
     return None
 
@@ -204,7 +208,7 @@ def _message_texts(messages: Any) -> tuple[list[str], str]:
     echo = ""
     last_any = ""
     for message in messages:
-        if not isinstance(message, Mapping):
+        if not isinstance(message, dict):
             continue
         text = _content_text(message.get("content"))
         texts.append(text)
@@ -219,7 +223,7 @@ def _content_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -236,7 +240,9 @@ def completion_tokens(snippet: str) -> int:
 def request_cost(kind: str, prompt_tokens: int, snippet: str, image_count: int) -> int:
     """Cost of one successful request in ticks."""
     if RESULT_KEYS[kind] == "chat_get_completion":
-        return prompt_tokens * PROMPT_TICKS_PER_TOKEN + completion_tokens(snippet) * COMPLETION_TICKS_PER_TOKEN
+        return (
+            prompt_tokens * PROMPT_TICKS_PER_TOKEN + completion_tokens(snippet) * COMPLETION_TICKS_PER_TOKEN
+        )
     if RESULT_KEYS[kind] == "image_generation":
         return image_count * IMAGE_TICKS
     return VIDEO_TICKS
@@ -256,7 +262,7 @@ def render_response(
 ) -> dict[str, Any]:
     """``batch_result.response`` of a successful request: ``{"<result key>": payload}``."""
     result_key = RESULT_KEYS[kind]
-    token = uuid.UUID(bytes=hashlib.blake2b(f"{batch_id}\0{batch_request_id}".encode(), digest_size=16).digest())
+    token = _result_token(batch_id, batch_request_id)
     cost = request_cost(kind, prompt_tokens, snippet, image_count)
     payload: dict[str, Any]
     if result_key == "chat_get_completion":
@@ -292,9 +298,18 @@ def render_response(
         payload = {"model": model, "data": images, "usage": {"cost_in_usd_ticks": cost}}
     else:
         payload = {
-            "request_id": str(token),
+            "request_id": token,
             "model": model,
-            "video": {"url": f"https://vidgen.x.ai/xai-vidgen/emulated/{token}.mp4", "duration": VIDEO_SECONDS},
+            "video": {
+                "url": f"https://vidgen.x.ai/xai-vidgen/emulated/{token}.mp4",
+                "duration": VIDEO_SECONDS,
+            },
             "usage": {"cost_in_usd_ticks": cost},
         }
     return {result_key: payload}
+
+
+def _result_token(batch_id: str, batch_request_id: str) -> str:
+    """A stable UUID-shaped id for one result, so re-reading a result gives identical JSON."""
+    digest = hashlib.blake2b(f"{batch_id}\0{batch_request_id}".encode(), digest_size=16).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"

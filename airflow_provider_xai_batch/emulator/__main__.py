@@ -1,0 +1,9 @@
+"""``python -m airflow_provider_xai_batch.emulator``: the same as ``xai-batch-emulator``."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
