@@ -28,7 +28,9 @@ class AsyncXAIBatchClient(ClientCore):
     ...         print(batch.status)
     """
 
-    def __init__(self, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+    def __init__(
+        self, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> None:
         super().__init__(api_key, **options)
         self._http = httpx.AsyncClient(transport=transport, **self._http_options())
 
@@ -53,7 +55,9 @@ class AsyncXAIBatchClient(ClientCore):
             if rewind is not None:
                 rewind()
             try:
-                response = await self._http.request(call.method, call.path, **self._request_kwargs(call), **extra)
+                response = await self._http.request(
+                    call.method, call.path, **self._request_kwargs(call), **extra
+                )
             except httpx.TransportError as exc:
                 error, delay = self._retry_after_transport(call, attempt, exc)
                 if delay is None:
@@ -70,7 +74,9 @@ class AsyncXAIBatchClient(ClientCore):
     async def _call_json(self, call: ApiCall, **extra: Any) -> Any:
         return self._json(await self._send(call, **extra))
 
-    async def _iter_pages(self, path: str, key: str, page_size: int, *alternatives: str) -> AsyncIterator[Any]:
+    async def _iter_pages(
+        self, path: str, key: str, page_size: int, *alternatives: str
+    ) -> AsyncIterator[Any]:
         token: str | None = None
         while True:
             payload = await self._call_json(protocol.list_call(path, page_size, token))
@@ -90,7 +96,9 @@ class AsyncXAIBatchClient(ClientCore):
             except AmbiguousOutcomeError as unclear:
                 existing = await self.find_batch_by_name(name)
                 if existing is not None:
-                    log.warning("creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id)
+                    log.warning(
+                        "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
+                    )
                     return existing
                 delay = self.retry_policy.retry_delay(attempt)
                 if delay is None:
@@ -102,7 +110,9 @@ class AsyncXAIBatchClient(ClientCore):
         return Batch.model_validate(await self._call_json(protocol.get_batch_call(batch_id)))
 
     async def iter_batches(self, *, page_size: int = 100) -> AsyncIterator[Batch]:
-        async for item in self._iter_pages(protocol.batches_path(), "batches", protocol.page_size(page_size), "data"):
+        async for item in self._iter_pages(
+            protocol.batches_path(), "batches", protocol.page_size(page_size), "data"
+        ):
             yield Batch.model_validate(item)
 
     async def find_batch_by_name(self, name: str) -> Batch | None:
@@ -122,13 +132,17 @@ class AsyncXAIBatchClient(ClientCore):
             added += count
         return added
 
-    async def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[BatchRequestMetadata]:
+    async def iter_batch_requests(
+        self, batch_id: str, *, page_size: int = 1000
+    ) -> AsyncIterator[BatchRequestMetadata]:
         path = protocol.batch_requests_path(batch_id)
         async for item in self._iter_pages(path, "batch_request_metadata", protocol.page_size(page_size)):
             yield BatchRequestMetadata.model_validate(item)
 
     async def iter_results(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[BatchResult]:
-        async for item in self._iter_pages(protocol.results_path(batch_id), "results", protocol.page_size(page_size)):
+        async for item in self._iter_pages(
+            protocol.results_path(batch_id), "results", protocol.page_size(page_size)
+        ):
             yield BatchResult.model_validate(item)
 
     # -- files -----------------------------------------------------------------------------------
@@ -140,9 +154,11 @@ class AsyncXAIBatchClient(ClientCore):
         expires_after: int | None = None,
     ) -> UploadedFile:
         if isinstance(file, (str, os.PathLike)):
-            with open(file, "rb") as handle:  # noqa: ASYNC230 - read in chunks by httpx as it sends
+            with open(file, "rb") as handle:
                 return await self.upload_file(
-                    handle, filename=filename or os.path.basename(os.fspath(file)), expires_after=expires_after
+                    handle,
+                    filename=filename or os.path.basename(os.fspath(file)),
+                    expires_after=expires_after,
                 )
         name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
         data = {"expires_after": str(expires_after)} if expires_after is not None else {}

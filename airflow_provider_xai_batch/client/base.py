@@ -24,7 +24,12 @@ from airflow_provider_xai_batch.client.errors import (
     scrub,
 )
 from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_requests
-from airflow_provider_xai_batch.client.protocol import ApiCall, ClientLimits, RetryPolicy, SlidingWindowLimiter
+from airflow_provider_xai_batch.client.protocol import (
+    ApiCall,
+    ClientLimits,
+    RetryPolicy,
+    SlidingWindowLimiter,
+)
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
 
@@ -58,7 +63,9 @@ class ClientCore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not api_key:
-            raise XAIInputError("no API key given (set the connection's password or XAI_API_KEY)", source="connection")
+            raise XAIInputError(
+                "no API key given (set the connection's password or XAI_API_KEY)", source="connection"
+            )
         self._api_key = api_key
         self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
@@ -69,9 +76,13 @@ class ClientCore:
         self._monotonic = monotonic
         self._limiters: dict[str, SlidingWindowLimiter] = {}
         if self.limits.create_calls:
-            self._limiters["create"] = SlidingWindowLimiter(self.limits.create_calls, self.limits.create_window_seconds)
+            self._limiters["create"] = SlidingWindowLimiter(
+                self.limits.create_calls, self.limits.create_window_seconds
+            )
         if self.limits.add_calls:
-            self._limiters["add"] = SlidingWindowLimiter(self.limits.add_calls, self.limits.add_window_seconds)
+            self._limiters["add"] = SlidingWindowLimiter(
+                self.limits.add_calls, self.limits.add_window_seconds
+            )
         self._limiter_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the key
@@ -105,7 +116,9 @@ class ClientCore:
             kwargs["json"] = call.json
         return kwargs
 
-    def _retry_after_error(self, call: ApiCall, attempt: int, response: httpx.Response) -> tuple[XAIAPIError, float | None]:
+    def _retry_after_error(
+        self, call: ApiCall, attempt: int, response: httpx.Response
+    ) -> tuple[XAIAPIError, float | None]:
         error = error_from_response(
             response.status_code,
             response.content,
@@ -113,26 +126,41 @@ class ClientCore:
             secret=self._api_key,
         )
         retry_after = getattr(error, "retry_after", None)
-        delay = self.retry_policy.retry_delay(attempt, status_code=response.status_code, retry_after=retry_after)
+        delay = self.retry_policy.retry_delay(
+            attempt, status_code=response.status_code, retry_after=retry_after
+        )
         if delay is not None and not call.resend_safe and response.status_code >= 500:
             # A 5xx may come after the call took effect: only the caller can tell whether to resend.
             raise AmbiguousOutcomeError(error)
         if delay is not None:
             log.warning(
                 "%s answered %s (%s); retry %d of %d in %.1fs",
-                call.label, response.status_code, error.message[:200], attempt + 1, self.retry_policy.max_retries, delay,
+                call.label,
+                response.status_code,
+                error.message[:200],
+                attempt + 1,
+                self.retry_policy.max_retries,
+                delay,
             )
         return error, delay
 
-    def _retry_after_transport(self, call: ApiCall, attempt: int, exc: Exception) -> tuple[XAIConnectionError, float | None]:
-        error = XAIConnectionError(f"{call.label} failed: {type(exc).__name__}: {scrub(str(exc), self._api_key)}")
+    def _retry_after_transport(
+        self, call: ApiCall, attempt: int, exc: Exception
+    ) -> tuple[XAIConnectionError, float | None]:
+        error = XAIConnectionError(
+            f"{call.label} failed: {type(exc).__name__}: {scrub(str(exc), self._api_key)}"
+        )
         delay = self.retry_policy.retry_delay(attempt)
         if delay is not None and not call.resend_safe and not isinstance(exc, NOT_SENT_ERRORS):
             raise AmbiguousOutcomeError(error)
         if delay is not None:
             log.warning(
                 "%s failed (%s); retry %d of %d in %.1fs",
-                call.label, type(exc).__name__, attempt + 1, self.retry_policy.max_retries, delay,
+                call.label,
+                type(exc).__name__,
+                attempt + 1,
+                self.retry_policy.max_retries,
+                delay,
             )
         return error, delay
 
@@ -153,7 +181,9 @@ class ClientCore:
             check_request_size(request, encoded, limit, source=source, position=f"item {index}")
             yield request["batch_request_id"], encoded
 
-    def _add_calls(self, batch_id: str, requests: Iterable[Any], source: str) -> Iterator[tuple[ApiCall, int]]:
+    def _add_calls(
+        self, batch_id: str, requests: Iterable[Any], source: str
+    ) -> Iterator[tuple[ApiCall, int]]:
         for packed in protocol.pack_add_calls(
             self._encoded_requests(requests, source),
             max_body_bytes=self.limits.max_add_call_bytes,

@@ -27,7 +27,14 @@ from airflow_provider_xai_batch.client.errors import XAIInputError
 NativeRequest = dict[str, Any]
 
 KINDS: frozenset[str] = frozenset(
-    {"chat_get_completion", "responses", "image_generation", "image_edit", "video_generation", "video_extension"}
+    {
+        "chat_get_completion",
+        "responses",
+        "image_generation",
+        "image_edit",
+        "video_generation",
+        "video_extension",
+    }
 )
 
 URL_TO_KIND: Mapping[str, str] = {
@@ -49,7 +56,9 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def _kind_for_url(url: Any, *, source: str, where: str) -> str:
     if not isinstance(url, str):
-        raise XAIInputError(f"'url' must be a string, got {type(url).__name__}", source=source, position=where)
+        raise XAIInputError(
+            f"'url' must be a string, got {type(url).__name__}", source=source, position=where
+        )
     path = url.strip()
     if "://" in path:  # a full URL such as https://api.x.ai/v1/chat/completions
         path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
@@ -57,7 +66,9 @@ def _kind_for_url(url: Any, *, source: str, where: str) -> str:
     kind = URL_TO_KIND.get(path)
     if kind is None:
         known = ", ".join(sorted(URL_TO_KIND))
-        raise XAIInputError(f"unknown endpoint url {url!r} (expected one of {known})", source=source, position=where)
+        raise XAIInputError(
+            f"unknown endpoint url {url!r} (expected one of {known})", source=source, position=where
+        )
     return kind
 
 
@@ -66,7 +77,9 @@ def _validated_body(body: Any, kind: str, *, source: str, where: str) -> dict[st
         raise XAIInputError("the request has no body", source=source, position=where)
     if not isinstance(body, dict):
         raise XAIInputError(
-            f"the request body must be a JSON object, got {type(body).__name__}", source=source, position=where
+            f"the request body must be a JSON object, got {type(body).__name__}",
+            source=source,
+            position=where,
         )
     if not body:
         raise XAIInputError("the request body is empty", source=source, position=where)
@@ -81,19 +94,24 @@ def _validated_body(body: Any, kind: str, *, source: str, where: str) -> dict[st
             )
     if "stream" in body:  # streaming has no meaning in a batch; the service would reject or ignore it
         body = {key: value for key, value in body.items() if key != "stream"}
-    return body
+    validated: dict[str, Any] = body
+    return validated
 
 
 def _validated_id(value: Any, *, source: str, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise XAIInputError(f"the request id must be a string, got {type(value).__name__}", source=source, position=where)
+        raise XAIInputError(
+            f"the request id must be a string, got {type(value).__name__}", source=source, position=where
+        )
     if not value.strip():
         raise XAIInputError("the request id is empty", source=source, position=where)
     if len(value) > MAX_ID_LENGTH:
         raise XAIInputError(
-            f"the request id is {len(value)} characters long (at most {MAX_ID_LENGTH})", source=source, position=where
+            f"the request id is {len(value)} characters long (at most {MAX_ID_LENGTH})",
+            source=source,
+            position=where,
         )
     return value
 
@@ -130,7 +148,11 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
         method = request.get("method", "POST")
         if not isinstance(method, str) or method.upper() != "POST":
             raise XAIInputError(f"unsupported method {method!r} (only POST)", source=source, position=where)
-        kind = _kind_for_url(request["url"], source=source, where=where) if "url" in request else "chat_get_completion"
+        kind = (
+            _kind_for_url(request["url"], source=source, where=where)
+            if "url" in request
+            else "chat_get_completion"
+        )
         body = request.get("body")
     else:
         raise XAIInputError(
@@ -165,7 +187,9 @@ def encode_request(request: NativeRequest) -> bytes:
 
 def request_digest(request: NativeRequest) -> bytes:
     """A digest of a request's content, independent of key order, to spot an id reused for other content."""
-    canonical = json.dumps(request["batch_request"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        request["batch_request"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
 
 
@@ -232,7 +256,9 @@ def _parse_line(
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = " (the last line looks truncated)" if last and not text.endswith(("}", "]")) else ""
-        raise XAIInputError(f"invalid JSON: {exc.msg} at column {exc.colno}{hint}", source=source, position=where) from None
+        raise XAIInputError(
+            f"invalid JSON: {exc.msg} at column {exc.colno}{hint}", source=source, position=where
+        ) from None
 
 
 def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest]:
@@ -241,7 +267,9 @@ def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest
         yield normalise_request(parsed, source=source, position=f"line {line_number}")
 
 
-def check_request_size(request: NativeRequest, encoded: bytes, limit: int, *, source: str, position: str) -> None:
+def check_request_size(
+    request: NativeRequest, encoded: bytes, limit: int, *, source: str, position: str
+) -> None:
     """Refuse a single request larger than the service accepts (25 MB by default)."""
     if len(encoded) > limit:
         raise XAIInputError(

@@ -190,7 +190,7 @@ class BatchResult(_WireModel):
         """The payload key of a success (``chat_get_completion``, ``image_generation`` ...)."""
         response = self.batch_result.get("response")
         if isinstance(response, dict) and response:
-            return next(iter(response))
+            return str(next(iter(response)))
         return None
 
     @property

@@ -156,7 +156,9 @@ def pack_add_calls(
         needed = len(body) + (1 if parts else 0)
         if overhead + len(body) > max_body_bytes:
             raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
-        if parts and (size + needed > max_body_bytes or (max_requests is not None and len(parts) >= max_requests)):
+        if parts and (
+            size + needed > max_body_bytes or (max_requests is not None and len(parts) >= max_requests)
+        ):
             yield AddCall(_CALL_PREFIX + b",".join(parts) + _CALL_SUFFIX, len(parts), first_id, last_id)
             parts, size = [], overhead
             needed = len(body)

@@ -44,7 +44,9 @@ class XAIBatchClient(ClientCore):
         self.close()
 
     # -- the send loop ---------------------------------------------------------------------------
-    def _send(self, call: ApiCall, *, rewind: Callable[[], object] | None = None, **extra: Any) -> httpx.Response:
+    def _send(
+        self, call: ApiCall, *, rewind: Callable[[], object] | None = None, **extra: Any
+    ) -> httpx.Response:
         attempt = 0
         while True:
             pause = self._pace_delay(call)
@@ -94,7 +96,9 @@ class XAIBatchClient(ClientCore):
             except AmbiguousOutcomeError as unclear:
                 existing = self.find_batch_by_name(name)
                 if existing is not None:
-                    log.warning("creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id)
+                    log.warning(
+                        "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
+                    )
                     return existing
                 delay = self.retry_policy.retry_delay(attempt)
                 if delay is None:
@@ -108,7 +112,9 @@ class XAIBatchClient(ClientCore):
 
     def iter_batches(self, *, page_size: int = 100) -> Iterator[Batch]:
         """Every batch of the team, all pages."""
-        for item in self._iter_pages(protocol.batches_path(), "batches", protocol.page_size(page_size), "data"):
+        for item in self._iter_pages(
+            protocol.batches_path(), "batches", protocol.page_size(page_size), "data"
+        ):
             yield Batch.model_validate(item)
 
     def find_batch_by_name(self, name: str) -> Batch | None:
@@ -148,12 +154,21 @@ class XAIBatchClient(ClientCore):
 
     def iter_result_pages(self, batch_id: str, *, page_size: int = 1000) -> Iterator[list[BatchResult]]:
         """Results one page at a time, for writers that handle a page as a unit."""
+        for items in self.iter_raw_result_pages(batch_id, page_size=page_size):
+            yield [BatchResult.model_validate(item) for item in items]
+
+    def iter_raw_result_pages(self, batch_id: str, *, page_size: int = 1000) -> Iterator[list[Any]]:
+        """Result pages as the service sent them (decoded JSON, not validated), for bulk writers.
+
+        Validating a million rows into models costs more than writing them; callers that only copy
+        results elsewhere read the plain dicts and fall back to :class:`BatchResult` for odd shapes.
+        """
         path = protocol.results_path(batch_id)
         token: str | None = None
         while True:
             payload = self._call_json(protocol.list_call(path, protocol.page_size(page_size), token))
             items, token = protocol.parse_page(payload, "results")
-            yield [BatchResult.model_validate(item) for item in items]
+            yield items
             if token is None:
                 return
 
@@ -168,8 +183,11 @@ class XAIBatchClient(ClientCore):
         """Upload a JSONL input file, streamed from disk or an open binary file object."""
         if isinstance(file, (str, os.PathLike)):
             with open(file, "rb") as handle:
-                return self.upload_file(handle, filename=filename or os.path.basename(os.fspath(file)),
-                                        expires_after=expires_after)
+                return self.upload_file(
+                    handle,
+                    filename=filename or os.path.basename(os.fspath(file)),
+                    expires_after=expires_after,
+                )
         name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
         data = {"expires_after": str(expires_after)} if expires_after is not None else {}
         seekable = file.seekable() if hasattr(file, "seekable") else False
@@ -196,6 +214,8 @@ class XAIBatchClient(ClientCore):
         with self._http.stream("GET", protocol.file_path(file_id) + "/content") as response:
             if response.status_code >= 400:
                 response.read()
-                error, _ = self._retry_after_error(ApiCall("GET", "/v1/files/content"), self.retry_policy.max_retries, response)
+                error, _ = self._retry_after_error(
+                    ApiCall("GET", "/v1/files/content"), self.retry_policy.max_retries, response
+                )
                 raise error
             yield from response.iter_bytes(chunk_size)

@@ -85,13 +85,21 @@ class XAIBatchHook(BaseHook):
             "placeholders": {
                 "host": DEFAULT_BASE_URL,
                 "password": "xai-... (empty: the XAI_API_KEY environment variable)",
-                "extra": json.dumps({"timeout": 120, "max_retries": 8, "add_calls": 1000, "add_window_seconds": 30}),
+                "extra": json.dumps(
+                    {"timeout": 120, "max_retries": 8, "add_calls": 1000, "add_window_seconds": 30}
+                ),
             },
         }
 
     # -- connection -> client --------------------------------------------------------------------
-    def _options_from(self, password: str | None, host: str | None, port: int | None, schema: str | None,
-                      extra: Mapping[str, Any]) -> dict[str, Any]:
+    def _options_from(
+        self,
+        password: str | None,
+        host: str | None,
+        port: int | None,
+        schema: str | None,
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
         api_key = password or os.environ.get(API_KEY_ENV, "")
         if not api_key:
             raise XAIError(
@@ -133,7 +141,9 @@ class XAIBatchHook(BaseHook):
             extra = await get_async_extra_dejson(conn)
         except ImportError:  # older common-compat: extra_dejson is plain parsing there
             extra = conn.extra_dejson
-        return AsyncXAIBatchClient(**self._options_from(conn.password, conn.host, conn.port, conn.schema, extra))
+        return AsyncXAIBatchClient(
+            **self._options_from(conn.password, conn.host, conn.port, conn.schema, extra)
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (the first page of one batch)."""
@@ -173,13 +183,18 @@ class XAIBatchHook(BaseHook):
     def cancel_batch(self, batch_id: str) -> Batch:
         return self.get_conn().cancel_batch(batch_id)
 
-    def upload_file(self, source: Any, *, filename: str | None = None, conn_id: str | None = None) -> UploadedFile:
+    def upload_file(
+        self, source: Any, *, filename: str | None = None, conn_id: str | None = None
+    ) -> UploadedFile:
         """Upload a JSONL file from a local path, a URI or an ``ObjectStoragePath``, streamed."""
         if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source):
             return self.get_conn().upload_file(os.fspath(source), filename=filename)
         from airflow.sdk import ObjectStoragePath
 
-        path = source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(str(source), conn_id=conn_id)
-        with path.open("rb") as handle:
+        path = (
+            source
+            if isinstance(source, ObjectStoragePath)
+            else ObjectStoragePath(str(source), conn_id=conn_id)
+        )
+        with path.open("rb") as handle:  # type: ignore[no-untyped-call]
             return self.get_conn().upload_file(handle, filename=filename or path.name)
-

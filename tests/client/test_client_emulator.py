@@ -1,0 +1,262 @@
+"""The sync and async clients against the emulator over a real loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import TEST_API_KEY
+
+from airflow_provider_xai_batch.client import (
+    AsyncXAIBatchClient,
+    BatchStatus,
+    ClientLimits,
+    RetryPolicy,
+    XAIAuthenticationError,
+    XAIBatchClient,
+    XAIConflictError,
+    XAIInvalidRequestError,
+    XAINotFoundError,
+    XAIPermissionDeniedError,
+    XAIRateLimitError,
+)
+from airflow_provider_xai_batch.emulator import EmulatorServer
+
+FAST_RETRIES = RetryPolicy(initial_delay=0.01, max_delay=0.05)
+
+
+def chat(i: int, prompt: str | None = None, **body: Any) -> dict[str, Any]:
+    content = prompt if prompt is not None else f"question {i}"
+    return {
+        "custom_id": f"q-{i:05d}",
+        "body": {"model": "grok-4.3", "messages": [{"role": "user", "content": content}], **body},
+    }
+
+
+def client_for(emu: EmulatorServer, **options: Any) -> XAIBatchClient:
+    options.setdefault("retry_policy", RetryPolicy(initial_delay=0.01, max_delay=0.05))
+    return XAIBatchClient(TEST_API_KEY, base_url=emu.url, **options)
+
+
+def stored_ids(emu: EmulatorServer, batch_id: str) -> list[str]:
+    ids: list[str] = []
+    token = None
+    while True:
+        page = emu.service.list_batch_requests(batch_id, limit=1000, token=token)
+        ids += [row["batch_request_id"] for row in page["batch_request_metadata"]]
+        token = page.get("pagination_token")
+        if not token:
+            return ids
+
+
+@pytest.fixture
+def client(emulator: EmulatorServer) -> Iterator[XAIBatchClient]:
+    with client_for(emulator) as c:
+        yield c
+
+
+def test_round_trip_create_add_results(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+    batch = client.create_batch("round-trip")
+    assert batch.status is BatchStatus.EMPTY
+    added = client.add_requests(batch.batch_id, (chat(i) for i in range(25)))
+    assert added == 25
+    done = client.get_batch(batch.batch_id)
+    assert done.status is BatchStatus.COMPLETED and done.state.num_success == 25
+    results = list(client.iter_results(batch.batch_id, page_size=10))
+    assert [r.batch_request_id for r in results] == sorted(f"q-{i:05d}" for i in range(25))
+    assert all(r.succeeded and r.cost_in_usd_ticks > 0 for r in results)
+    metadata = list(client.iter_batch_requests(batch.batch_id, page_size=7))
+    assert {m.state for m in metadata} == {"succeeded"} and len(metadata) == 25
+    assert batch.batch_id in {b.batch_id for b in client.iter_batches(page_size=1)}
+
+
+def test_failures_found_while_processing_come_back_as_failed_results(client: XAIBatchClient) -> None:
+    batch = client.create_batch("failures")
+    client.add_requests(batch.batch_id, [chat(0), chat(1, max_tokens=-5), chat(2, prompt="please [[fail]]")])
+    results = {r.batch_request_id: r for r in client.iter_results(batch.batch_id)}
+    assert results["q-00000"].succeeded
+    assert "max_tokens = -5" in (results["q-00001"].error or "")
+    assert not results["q-00002"].succeeded
+    assert client.get_batch(batch.batch_id).state.num_error == 2
+
+
+def test_cancel_keeps_finished_results_and_refuses_more_adds(emulator: EmulatorServer) -> None:
+    emulator.config.update({"processing_rate": 5.0})
+    with client_for(emulator) as client:
+        batch = client.create_batch("to-cancel")
+        client.add_requests(batch.batch_id, [chat(i) for i in range(50)])
+        cancelled = client.cancel_batch(batch.batch_id)
+        assert cancelled.status is BatchStatus.CANCELLED
+        assert client.cancel_batch(batch.batch_id).status is BatchStatus.CANCELLED  # twice is harmless
+        results = list(client.iter_results(batch.batch_id))
+        assert sum(r.is_cancelled for r in results) >= 40
+        with pytest.raises(XAIPermissionDeniedError):
+            client.add_requests(batch.batch_id, [chat(99)])
+
+
+def test_api_errors_raise_the_right_class_with_xais_message(client: XAIBatchClient) -> None:
+    with pytest.raises(XAINotFoundError):
+        client.get_batch("batch_does_not_exist")
+    batch = client.create_batch("errors")
+    with pytest.raises(XAIInvalidRequestError, match="not supported for batch processing"):
+        client.add_requests(batch.batch_id, [{"custom_id": "x", "body": {"model": "grok-2", "messages": [1]}}])
+    client.add_requests(batch.batch_id, [chat(1)])
+    with pytest.raises(XAIConflictError, match="content differs"):
+        client.add_requests(batch.batch_id, [chat(1, prompt="something else")])
+
+
+def test_a_wrong_key_is_an_authentication_error_without_the_key(emulator: EmulatorServer) -> None:
+    with XAIBatchClient("xai-wrong-key-canary", base_url=emulator.url) as client:
+        with pytest.raises(XAIAuthenticationError) as info:
+            client.get_batch("batch_1")
+    assert "xai-wrong-key-canary" not in str(info.value) and "xai-wrong-key-canary" not in repr(info.value)
+    assert "xai-wrong-key-canary" not in repr(client)
+
+
+def test_5xx_is_retried(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+    batch = client.create_batch("retry-5xx")
+    emulator.faults.inject("get_batch", status=503, count=2)
+    assert client.get_batch(batch.batch_id).batch_id == batch.batch_id
+    assert emulator.answers(503, "get_batch") == 2
+
+
+def test_4xx_is_not_retried(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+    emulator.faults.inject("get_batch", status=400, count=5)
+    with pytest.raises(XAIInvalidRequestError):
+        client.get_batch("batch_x")
+    assert emulator.calls("get_batch") == 1
+
+
+def test_a_lost_add_answer_is_resent_without_duplicates(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+    batch = client.create_batch("lost-answer")
+    emulator.faults.inject("add_requests", drop="after", count=1)
+    emulator.faults.inject("add_requests", drop="before", count=1)
+    client.limits = ClientLimits(max_requests_per_call=10)
+    assert client.add_requests(batch.batch_id, [chat(i) for i in range(30)]) == 30
+    ids = stored_ids(emulator, batch.batch_id)
+    assert sorted(ids) == sorted(f"q-{i:05d}" for i in range(30))
+    assert emulator.calls("add_requests") == 5  # 3 calls + 1 resent after a lost answer + 1 never applied
+
+
+def test_a_lost_create_answer_finds_the_batch_instead_of_creating_another(
+    client: XAIBatchClient, emulator: EmulatorServer
+) -> None:
+    emulator.faults.inject("create_batch", drop="after", count=1)
+    batch = client.create_batch("unique-name-123")
+    named = [b for b in client.iter_batches() if b.name == "unique-name-123"]
+    assert [b.batch_id for b in named] == [batch.batch_id]
+
+
+def test_pacing_under_a_low_limit_stores_every_request_once() -> None:
+    with EmulatorServer(api_key=TEST_API_KEY, add_rate_limit=8, add_rate_window_seconds=1.0) as emu:
+        limits = ClientLimits(add_calls=8, add_window_seconds=1.0, max_requests_per_call=2)
+        with client_for(emu, limits=limits) as client:
+            batch = client.create_batch("paced")
+            assert client.add_requests(batch.batch_id, (chat(i) for i in range(40))) == 40
+        assert emu.calls("add_requests") == 20
+        assert emu.answers(429) == 0
+        assert len(stored_ids(emu, batch.batch_id)) == 40
+
+
+def test_without_client_pacing_429s_are_retried_and_nothing_is_lost() -> None:
+    with EmulatorServer(api_key=TEST_API_KEY, add_rate_limit=5, add_rate_window_seconds=0.5) as emu:
+        limits = ClientLimits(add_calls=None, max_requests_per_call=1)
+        with client_for(emu, limits=limits, retry_policy=RetryPolicy(initial_delay=0.05, max_delay=0.3, max_retries=30)) as client:
+            batch = client.create_batch("unpaced")
+            client.add_requests(batch.batch_id, [chat(i) for i in range(15)])
+        assert emu.answers(429, "add_requests") > 0
+        assert sorted(stored_ids(emu, batch.batch_id)) == sorted(f"q-{i:05d}" for i in range(15))
+
+
+def test_429_surfaces_after_the_retry_budget(emulator: EmulatorServer) -> None:
+    emulator.faults.inject("get_batch", status=429, count=10)
+    with client_for(emulator, retry_policy=RetryPolicy(initial_delay=0.01, max_retries=2)) as client:
+        with pytest.raises(XAIRateLimitError):
+            client.get_batch("batch_1")
+    assert emulator.calls("get_batch") == 3
+
+
+def test_add_call_bodies_stay_under_the_cap(emulator: EmulatorServer) -> None:
+    emulator.config.update({"max_add_call_bytes": 20_000})
+    with client_for(emulator, limits=ClientLimits(max_add_call_bytes=20_000)) as client:
+        batch = client.create_batch("capped")
+        client.add_requests(batch.batch_id, (chat(i, prompt="x" * 900) for i in range(100)))
+    assert emulator.calls("add_requests") >= 5
+    assert emulator.answers(413) == 0
+    assert len(stored_ids(emulator, batch.batch_id)) == 100
+
+
+def jsonl(rows: list[Any]) -> bytes:
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+def test_file_batch_happy_path(client: XAIBatchClient, emulator: EmulatorServer, tmp_path: Any) -> None:
+    emulator.config.update({"file_ingest_seconds": 0.2})
+    rows = [{"custom_id": f"f-{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(i)["body"]} for i in range(5)]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(jsonl(rows))
+    uploaded = client.upload_file(path, expires_after=3600)
+    assert uploaded.id.startswith("file_") and uploaded.bytes == path.stat().st_size
+    batch = client.create_batch("from-file", input_file_id=uploaded.id)
+    assert batch.is_file_batch and batch.status is BatchStatus.VALIDATING
+    with pytest.raises(XAIConflictError):
+        client.add_requests(batch.batch_id, [chat(1)])
+    import time
+
+    deadline = time.monotonic() + 10
+    while not client.get_batch(batch.batch_id).is_terminal and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.get_batch(batch.batch_id).status is BatchStatus.COMPLETED
+    assert sorted(r.batch_request_id for r in client.iter_results(batch.batch_id)) == [f"f-{i}" for i in range(5)]
+    assert [f.id for f in client.iter_files()] == [uploaded.id]
+    client.delete_file(uploaded.id)
+    with pytest.raises(XAINotFoundError):
+        client.get_file(uploaded.id)
+
+
+def test_file_batch_with_a_bad_line_is_cancelled_by_the_service(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+    emulator.config.update({"file_ingest_seconds": 0.0})
+    content = jsonl([{"custom_id": "a", "url": "/v1/chat/completions", "body": chat(0)["body"]}]) + b"{not json\n"
+    uploaded = client.upload_file(io.BytesIO(content), filename="bad.jsonl")
+    batch = client.create_batch("bad-file", input_file_id=uploaded.id)
+    import time
+
+    time.sleep(0.05)
+    failed = client.get_batch(batch.batch_id)
+    assert failed.status is BatchStatus.FAILED
+    assert "line 2" in (failed.cancel_by_xai_message or "")
+
+
+def test_async_client_round_trip_and_errors(emulator: EmulatorServer) -> None:
+    async def scenario() -> None:
+        async with AsyncXAIBatchClient(TEST_API_KEY, base_url=emulator.url, retry_policy=FAST_RETRIES) as client:
+            batch = await client.create_batch("async")
+            assert await client.add_requests(batch.batch_id, (chat(i) for i in range(12))) == 12
+            assert (await client.get_batch(batch.batch_id)).status is BatchStatus.COMPLETED
+            ids = [r.batch_request_id async for r in client.iter_results(batch.batch_id, page_size=5)]
+            assert ids == sorted(ids) and len(ids) == 12
+            assert len([m async for m in client.iter_batch_requests(batch.batch_id, page_size=5)]) == 12
+            assert batch.batch_id in [b.batch_id async for b in client.iter_batches()]
+            emulator.faults.inject("get_batch", status=500, count=1)
+            emulator.faults.inject("get_batch", drop="before", count=1)
+            assert (await client.get_batch(batch.batch_id)).batch_id == batch.batch_id
+            with pytest.raises(XAINotFoundError):
+                await client.get_batch("batch_missing")
+            await client.add_requests(batch.batch_id, [chat(1)])
+            with pytest.raises(XAIConflictError):
+                await client.add_requests(batch.batch_id, [chat(1, prompt="changed")])
+            emulator.faults.inject("create_batch", drop="after", count=1)
+            again = await client.create_batch("async-unique")
+            assert [b.batch_id async for b in client.iter_batches() if b.name == "async-unique"] == [again.batch_id]
+            cancelled = await client.cancel_batch(again.batch_id)
+            assert cancelled.status is BatchStatus.CANCELLED
+            uploaded = await client.upload_file(io.BytesIO(jsonl([{"custom_id": "z", "body": chat(0)["body"]}])), filename="a.jsonl")
+            assert (await client.get_file(uploaded.id)).id == uploaded.id
+            assert [f.id async for f in client.iter_files()] == [uploaded.id]
+            await client.delete_file(uploaded.id)
+
+    asyncio.run(scenario())

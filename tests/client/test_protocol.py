@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_xai_batch.client import protocol
+from airflow_provider_xai_batch.client.protocol import RetryPolicy, SlidingWindowLimiter, pack_add_calls
+
+
+def no_jitter(delay: float) -> float:
+    return delay
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4.0, jitter=no_jitter)
+    assert [policy.backoff(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_default_jitter_stays_within_half_and_full_delay() -> None:
+    policy = RetryPolicy(initial_delay=1.0, max_delay=100.0)
+    delays = [policy.backoff(3) for _ in range(200)]
+    assert all(4.0 <= d <= 8.0 for d in delays)
+    assert len(set(delays)) > 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(status: int) -> None:
+    assert RetryPolicy(jitter=no_jitter).retry_delay(0, status_code=status) == 0.5
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 412, 413, 422])
+def test_other_client_errors_are_never_retried(status: int) -> None:
+    assert RetryPolicy().retry_delay(0, status_code=status) is None
+
+
+def test_connection_errors_are_retried_until_the_budget_is_spent() -> None:
+    policy = RetryPolicy(max_retries=2, jitter=no_jitter)
+    assert policy.retry_delay(0) == 0.5
+    assert policy.retry_delay(1) == 1.0
+    assert policy.retry_delay(2) is None
+
+
+def test_retry_after_overrides_the_computed_delay_only_when_present() -> None:
+    policy = RetryPolicy(jitter=no_jitter)
+    assert policy.retry_delay(0, status_code=429, retry_after=7.0) == 7.0
+    assert policy.retry_delay(0, status_code=429, retry_after=None) == 0.5
+
+
+def test_limiter_spaces_calls_across_the_rolling_window() -> None:
+    limiter = SlidingWindowLimiter(limit=3, window=10.0, margin=0.0)
+    waits = [limiter.reserve(now=t) for t in (0.0, 0.0, 0.0, 0.0, 5.0, 30.0)]
+    assert waits == [0.0, 0.0, 0.0, 10.0, 5.0, 0.0]
+
+
+def test_limiter_never_exceeds_the_limit_in_any_window() -> None:
+    limiter = SlidingWindowLimiter(limit=5, window=1.0, margin=0.0)
+    slots = [t + limiter.reserve(now=t) for t in [i * 0.01 for i in range(100)]]
+    for start in slots:
+        assert sum(1 for s in slots if start <= s < start + 1.0 - 1e-9) <= 5
+
+
+def encoded(n: int, size: int = 50) -> list[tuple[str, bytes]]:
+    return [(f"r{i}", json.dumps({"batch_request_id": f"r{i}", "pad": "x" * size}).encode()) for i in range(n)]
+
+
+def test_packing_respects_the_size_cap_and_keeps_order() -> None:
+    items = encoded(100)
+    calls = list(pack_add_calls(items, max_body_bytes=1000))
+    assert len(calls) > 1
+    assert all(len(call.body) <= 1000 for call in calls)
+    ids = [r["batch_request_id"] for call in calls for r in json.loads(call.body)["batch_requests"]]
+    assert ids == [i for i, _ in items]
+    assert sum(call.count for call in calls) == 100
+
+
+def test_packing_honours_a_request_count_cap() -> None:
+    calls = list(pack_add_calls(encoded(10), max_body_bytes=10**6, max_requests=4))
+    assert [c.count for c in calls] == [4, 4, 2]
+
+
+def test_a_request_larger_than_any_call_is_refused() -> None:
+    with pytest.raises(ValueError, match="r0"):
+        list(pack_add_calls(encoded(1, size=2000), max_body_bytes=1000))
+
+
+def test_packing_is_lazy() -> None:
+    def endless():  # a generator that never ends must still yield calls
+        i = 0
+        while True:
+            yield (f"r{i}", b'{"a":1}')
+            i += 1
+
+    first = next(pack_add_calls(endless(), max_body_bytes=100))
+    assert first.count > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=300), max_size=60), cap=st.integers(min_value=330, max_value=2000))
+def test_packing_never_exceeds_the_cap_nor_drops_or_reorders(sizes: list[int], cap: int) -> None:
+    items = [(f"id{i}", b'"' + b"x" * size + b'"') for i, size in enumerate(sizes)]
+    calls = list(pack_add_calls(items, max_body_bytes=cap))
+    assert all(len(call.body) <= cap for call in calls)
+    bodies = [value for call in calls for value in json.loads(call.body)["batch_requests"]]
+    assert bodies == [json.loads(body) for _, body in items]
+    assert [c.first_id for c in calls] == [items[sum(x.count for x in calls[:k])][0] for k in range(len(calls))]
+
+
+def test_pages_end_on_null_empty_or_absent_tokens() -> None:
+    assert protocol.parse_page({"results": [1], "pagination_token": "abc"}, "results") == ([1], "abc")
+    assert protocol.parse_page({"results": [1], "pagination_token": None}, "results") == ([1], None)
+    assert protocol.parse_page({"results": []}, "results") == ([], None)
+    assert protocol.parse_page({"data": [2]}, "batches", "data") == ([2], None)
+
+
+def test_cancel_uses_the_colon_route_and_create_is_not_resend_safe() -> None:
+    assert protocol.cancel_batch_call("batch_1").path == "/v1/batches/batch_1:cancel"
+    assert protocol.create_batch_call("n").resend_safe is False
+    assert protocol.add_requests_call("b", b"{}").resend_safe is True
+    assert protocol.list_call("/v1/batches", 5, None).params == {"limit": 5}
+    assert protocol.list_call("/v1/batches", 5, "t").params == {"limit": 5, "pagination_token": "t"}
+
+
+def test_ids_with_slashes_are_refused_in_paths() -> None:
+    with pytest.raises(ValueError):
+        protocol.get_batch_call("../files")
+
+
+def test_limits_from_a_connection_extra_ignore_unknown_keys() -> None:
+    limits = protocol.ClientLimits.from_mapping({"add_calls": 50, "timeout": 3, "max_add_call_bytes": 1000})
+    assert (limits.add_calls, limits.max_add_call_bytes, limits.create_calls) == (50, 1000, 2)

@@ -1,0 +1,130 @@
+"""XAIBatchHook: connection handling and every method, sync and async, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEST_API_KEY
+
+from airflow_provider_xai_batch.client import AsyncXAIBatchClient, BatchStatus, XAIBatchClient, XAIError
+from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.hooks.xai import XAIBatchHook, base_url_of
+
+CHAT = {"model": "grok-4.3", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def requests(n: int) -> list[dict[str, Any]]:
+    return [{"custom_id": f"h-{i}", "body": CHAT | {"temperature": i / 100}} for i in range(n)]
+
+
+def test_every_sync_method(xai_connection: str, emulator: EmulatorServer, tmp_path: Path) -> None:
+    hook = XAIBatchHook(xai_conn_id=xai_connection)
+    assert isinstance(hook.get_conn(), XAIBatchClient) and hook.get_conn() is hook.get_conn()
+    assert hook.test_connection() == (True, f"Connected to {emulator.url}")
+    batch = hook.create_batch("hook-sync")
+    assert hook.add_requests(batch.batch_id, iter(requests(7))) == 7
+    assert hook.get_batch(batch.batch_id).status is BatchStatus.COMPLETED
+    assert batch.batch_id in {b.batch_id for b in hook.iter_batches(page_size=2)}
+    assert len(list(hook.iter_batch_requests(batch.batch_id, page_size=3))) == 7
+    assert len(list(hook.iter_results(batch.batch_id, page_size=3))) == 7
+    assert hook.find_batch_by_name("hook-sync").batch_id == batch.batch_id  # type: ignore[union-attr]
+    assert hook.cancel_batch(batch.batch_id).status is BatchStatus.CANCELLED
+    local = tmp_path / "in.jsonl"
+    local.write_text(json.dumps({"custom_id": "f", "body": CHAT}) + "\n")
+    assert hook.upload_file(str(local)).filename == "in.jsonl"
+    assert hook.upload_file(f"file://{local}", filename="renamed.jsonl").filename == "renamed.jsonl"
+
+
+def test_every_async_method(xai_connection: str, emulator: EmulatorServer) -> None:
+    async def scenario() -> None:
+        client = await XAIBatchHook(xai_conn_id=xai_connection).get_async_conn()
+        assert isinstance(client, AsyncXAIBatchClient)
+        async with client:
+            batch = await client.create_batch("hook-async")
+            assert await client.add_requests(batch.batch_id, requests(3)) == 3
+            assert (await client.get_batch(batch.batch_id)).state.num_success == 3
+            assert len([r async for r in client.iter_results(batch.batch_id)]) == 3
+            assert (await client.cancel_batch(batch.batch_id)).status is BatchStatus.CANCELLED
+
+    asyncio.run(scenario())
+
+
+def test_test_connection_reports_a_wrong_key_without_leaking_it(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_XAI_BAD",
+        json.dumps({"conn_type": "xai", "password": "xai-canary-wrong", "host": emulator.url}),
+    )
+    ok, message = XAIBatchHook(xai_conn_id="xai_bad").test_connection()
+    assert not ok and "Incorrect API key" in message and "xai-canary-wrong" not in message
+
+
+def test_an_empty_password_falls_back_to_the_environment(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_ENV", json.dumps({"conn_type": "xai", "host": emulator.url}))
+    with pytest.raises(XAIError, match="no API key"):
+        XAIBatchHook(xai_conn_id="xai_env").get_conn()
+    monkeypatch.setenv("XAI_API_KEY", TEST_API_KEY)
+    assert XAIBatchHook(xai_conn_id="xai_env").test_connection()[0]
+
+
+def test_without_any_connection_the_default_uses_environment_variables(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_XAI_DEFAULT", raising=False)
+    monkeypatch.setenv("XAI_API_KEY", TEST_API_KEY)
+    monkeypatch.setenv("XAI_BASE_URL", emulator.url)
+    assert XAIBatchHook().get_conn().base_url == emulator.url
+    assert asyncio.run(XAIBatchHook().get_async_conn()).base_url == emulator.url
+
+
+def test_extra_sets_timeout_retries_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {"timeout": 5, "max_retries": 1, "add_calls": 10, "add_window_seconds": 2, "max_add_call_bytes": 1000}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_XAI_TUNED",
+        json.dumps({"conn_type": "xai", "password": "k", "host": "http://127.0.0.1:1", "extra": extra}),
+    )
+    client = XAIBatchHook(xai_conn_id="xai_tuned").get_conn()
+    assert client.timeout == 5 and client.retry_policy.max_retries == 1
+    assert (client.limits.add_calls, client.limits.add_window_seconds, client.limits.max_add_call_bytes) == (10, 2, 1000)
+
+
+@pytest.mark.parametrize(
+    ("args", "url"),
+    [
+        (("http://127.0.0.1:8787",), "http://127.0.0.1:8787"),
+        (("http://127.0.0.1:8787/",), "http://127.0.0.1:8787"),
+        (("127.0.0.1", 8787, "http"), "http://127.0.0.1:8787"),
+        (("api.x.ai",), "https://api.x.ai"),
+        ((None,), "https://api.x.ai"),
+    ],
+)
+def test_base_url_from_connection_fields(args: tuple[Any, ...], url: str) -> None:
+    assert base_url_of(*args) == url
+
+
+def test_ui_fields_and_provider_info_validate_against_airflows_schema() -> None:
+    import importlib.resources
+
+    import jsonschema
+
+    from airflow_provider_xai_batch.get_provider_info import get_provider_info
+
+    schema = json.loads((importlib.resources.files("airflow") / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    assert info["connection-types"][0]["connection-type"] == XAIBatchHook.conn_type == "xai"
+    behaviour = XAIBatchHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "API key" and "login" in behaviour["hidden_fields"]
+
+
+def test_the_provider_is_registered_with_airflow() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-xai-batch" in manager.providers
+    assert "xai" in manager.hooks
