@@ -21,7 +21,9 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ai"],
             }
         ],
-        "hooks": [{"integration-name": "xAI Batch", "python-modules": ["airflow_provider_xai_batch.hooks.xai"]}],
+        "hooks": [
+            {"integration-name": "xAI Batch", "python-modules": ["airflow_provider_xai_batch.hooks.xai"]}
+        ],
         "operators": [
             {
                 "integration-name": "xAI Batch",
