@@ -25,7 +25,7 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.pop("XAI_API_KEY", None)
 os.environ.pop("XAI_BASE_URL", None)
 
-TEST_API_KEY = "xai-test-key-0123456789"
+from xai_test_support import TEST_API_KEY, run_dag_file  # noqa: F401  (shared with test modules)
 
 
 @pytest.fixture(scope="session")
@@ -60,30 +60,16 @@ def xai_connection(emulator: object, monkeypatch: pytest.MonkeyPatch) -> str:
     return "xai_default"
 
 
-def run_dag_file(source: str, dag_id: str, folder: Path, **test_kwargs: object) -> object:
-    """Write ``source`` as a DAG file in ``folder``, load it and run ``dag.test()``; return the run.
-
-    Airflow 3.3 syncs ``dag.test()`` DAGs from the DAG bundle on disk, so test DAGs live in real files.
-    """
-    import importlib.util
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dag_id}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"test_dag_{dag_id}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = getattr(module, "dag")
-    return dag.test(**test_kwargs)
-
-
 @pytest.fixture
 def dags_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Path:
     """A DAG folder of this test's own, so each ``dag.test()`` parses only its own files."""
+    import airflow.settings
+
     folder = tmp_path / "dags"
     folder.mkdir()
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
+    # The default DAG bundle reads ``settings.DAGS_FOLDER``, fixed when Airflow was first imported.
+    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(folder))
     return folder
 
 

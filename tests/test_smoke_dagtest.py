@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import run_dag_file
+from xai_test_support import run_dag_file
 
 SOURCE = '''
 import pendulum

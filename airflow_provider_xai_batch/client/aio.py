@@ -56,7 +56,7 @@ class AsyncXAIBatchClient(ClientCore):
                 rewind()
             try:
                 response = await self._http.request(
-                    call.method, call.path, **self._request_kwargs(call), **extra
+                    call.method, call.path, **self._request_kwargs(call, asynchronous=True), **extra
                 )
             except httpx.TransportError as exc:
                 error, delay = self._retry_after_transport(call, attempt, exc)
@@ -129,6 +129,7 @@ class AsyncXAIBatchClient(ClientCore):
         added = 0
         for call, count in self._add_calls(batch_id, requests, source):
             await self._send(call)
+            call.discard_body()
             added += count
         return added
 

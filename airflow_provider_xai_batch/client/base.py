@@ -107,9 +107,13 @@ class ClientCore:
         with self._limiter_lock:
             return limiter.reserve(self._monotonic())
 
-    def _request_kwargs(self, call: ApiCall) -> dict[str, Any]:
+    def _request_kwargs(self, call: ApiCall, *, asynchronous: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"params": call.params}
-        if call.content is not None:
+        if isinstance(call.content, protocol.BodyChunks):
+            # An explicit length keeps httpx from switching to chunked transfer encoding.
+            kwargs["content"] = call.content.for_async() if asynchronous else call.content
+            kwargs["headers"] = {"Content-Type": "application/json", "Content-Length": str(call.content.size)}
+        elif call.content is not None:
             kwargs["content"] = call.content
             kwargs["headers"] = {"Content-Type": "application/json"}
         elif call.json is not None:
@@ -181,15 +185,14 @@ class ClientCore:
             check_request_size(request, encoded, limit, source=source, position=f"item {index}")
             yield request["batch_request_id"], encoded
 
-    def _add_calls(
-        self, batch_id: str, requests: Iterable[Any], source: str
-    ) -> Iterator[tuple[ApiCall, int]]:
-        for packed in protocol.pack_add_calls(
+    def _add_calls(self, batch_id: str, requests: Iterable[Any], source: str) -> Iterator[tuple[ApiCall, int]]:
+        packed = protocol.pack_add_calls(
             self._encoded_requests(requests, source),
             max_body_bytes=self.limits.max_add_call_bytes,
             max_requests=self.limits.max_requests_per_call,
-        ):
-            yield protocol.add_requests_call(batch_id, packed.body), packed.count
+        )
+        # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
+        return map(lambda call: (protocol.add_requests_call(batch_id, call), call.count), packed)
 
 
 def find_named(batches: Iterable[Any], name: str) -> Any:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
+
+import msgspec
 
 from airflow_provider_xai_batch.client.errors import XAIInputError
 
@@ -116,12 +117,18 @@ def _validated_id(value: Any, *, source: str, where: str) -> str | None:
     return value
 
 
+class NormalisedRequest(dict[str, Any]):
+    """A native request this module built and validated: normalising it again returns it as is."""
+
+
 def normalise_request(request: Any, *, source: str, position: int | str) -> NativeRequest:
     """Turn one request in any accepted shape into the native form, or raise :class:`XAIInputError`.
 
     ``position`` is a 0-based list index (int) or a ready label such as ``"line 7"``. A request
     without an id gets :func:`generated_request_id` for that source and position.
     """
+    if type(request) is NormalisedRequest:
+        return request
     where = position if isinstance(position, str) else f"item {position}"
     if not isinstance(request, dict):
         raise XAIInputError(
@@ -164,7 +171,7 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
     body = _validated_body(body, kind, source=source, where=where)
     if request_id is None:
         request_id = generated_request_id(source, position)
-    return {"batch_request_id": request_id, "batch_request": {kind: body}}
+    return NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
 
 
 def generated_request_id(source: str, position: int | str) -> str:
@@ -181,16 +188,18 @@ def generated_request_id(source: str, position: int | str) -> str:
 
 
 def encode_request(request: NativeRequest) -> bytes:
-    """The compact JSON encoding used on the wire (and for size checks)."""
-    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The compact UTF-8 JSON encoding used on the wire (and for size checks).
+
+    msgspec (already required by Airflow's task SDK) encodes about ten times faster than ``json``,
+    which keeps a million-request ingest bound by the network rather than by the CPU.
+    """
+    return msgspec.json.encode(request)
 
 
 def request_digest(request: NativeRequest) -> bytes:
     """A digest of a request's content, independent of key order, to spot an id reused for other content."""
-    canonical = json.dumps(
-        request["batch_request"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
+    canonical = msgspec.json.encode(request["batch_request"], order="sorted")
+    return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
 def normalise_requests(requests: Iterable[Any], *, source: str = "requests") -> Iterator[NativeRequest]:
@@ -213,7 +222,6 @@ def iter_jsonl(stream: IO[bytes], *, source: str, chunk_size: int = 1 << 20) -> 
     Accepts what real files contain: a UTF-8 byte order mark, CRLF line ends, blank lines.
     Invalid UTF-8, invalid JSON and a truncated last line raise :class:`XAIInputError` with the line.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     line_number = 0
     pending = b""
     while True:
@@ -224,12 +232,12 @@ def iter_jsonl(stream: IO[bytes], *, source: str, chunk_size: int = 1 << 20) -> 
         *lines, pending = pending.split(b"\n")
         for raw in lines:
             line_number += 1
-            parsed = _parse_line(raw, line_number, decoder, source=source)
+            parsed = _parse_line(raw, line_number, source=source)
             if parsed is not _BLANK:
                 yield line_number, parsed
     if pending:
         line_number += 1
-        parsed = _parse_line(pending, line_number, decoder, source=source, last=True)
+        parsed = _parse_line(pending, line_number, source=source, last=True)
         if parsed is not _BLANK:
             yield line_number, parsed
 
@@ -237,28 +245,24 @@ def iter_jsonl(stream: IO[bytes], *, source: str, chunk_size: int = 1 << 20) -> 
 _BLANK: Any = object()
 
 
-def _parse_line(
-    raw: bytes, line_number: int, decoder: codecs.IncrementalDecoder, *, source: str, last: bool = False
-) -> Any:
+def _parse_line(raw: bytes, line_number: int, *, source: str, last: bool = False) -> Any:
     where = f"line {line_number}"
     if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise XAIInputError(
             f"invalid UTF-8 at byte {exc.start} of the line", source=source, position=where
         ) from None
-    text = text.strip()
-    if not text:
+    raw = raw.strip()
+    if not raw:
         return _BLANK
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        hint = " (the last line looks truncated)" if last and not text.endswith(("}", "]")) else ""
-        raise XAIInputError(
-            f"invalid JSON: {exc.msg} at column {exc.colno}{hint}", source=source, position=where
-        ) from None
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        hint = " (the last line looks truncated)" if last and not raw.endswith((b"}", b"]")) else ""
+        raise XAIInputError(f"invalid JSON: {exc}{hint}", source=source, position=where) from None
 
 
 def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest]:

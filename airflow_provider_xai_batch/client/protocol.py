@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -125,12 +125,57 @@ class SlidingWindowLimiter:
 
 @dataclass(frozen=True)
 class AddCall:
-    """One packed add-requests call: the ready JSON body and how many requests it carries."""
+    """One packed add-requests call: its JSON body in pieces, and how many requests it carries.
 
-    body: bytes
+    The body stays in pieces of about :data:`CHUNK_BYTES` rather than one 25 MB string: repeated
+    huge allocations make glibc's heap grow with the number of calls, pieces keep memory flat.
+    """
+
+    chunks: tuple[bytes, ...]
+    size: int
     count: int
     first_id: str
     last_id: str
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+CHUNK_BYTES = 64 * 1024
+
+
+class _CallBuilder:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = [_CALL_PREFIX]
+        self.group: list[bytes] = []
+        self.group_size = 0
+        self.size = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
+        self.count = 0
+        self.first_id = self.last_id = ""
+
+    def add(self, request_id: str, body: bytes) -> None:
+        if self.count == 0:
+            self.first_id = request_id
+        elif not self.group:
+            self.group.append(b"")  # the comma between this chunk and the previous one
+        self.group.append(body)
+        self.group_size += len(body)
+        self.size += len(body) + (1 if self.count else 0)
+        self.count += 1
+        self.last_id = request_id
+        if self.group_size >= CHUNK_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.group:
+            self.chunks.append(b",".join(self.group))
+            self.group, self.group_size = [], 0
+
+    def build(self) -> AddCall:
+        self._flush()
+        chunks, self.chunks = (*self.chunks, _CALL_SUFFIX), []  # the call owns the pieces from now on
+        return AddCall(chunks, self.size, self.count, self.first_id, self.last_id)
 
 
 def pack_add_calls(
@@ -145,30 +190,53 @@ def pack_add_calls(
     A request too large to fit any call raises ``ValueError`` (inputs are size-checked before this).
 
     >>> calls = list(pack_add_calls([("a", b'{"x":1}'), ("b", b'{"y":2}')], max_body_bytes=40))
-    >>> [(call.count, call.body) for call in calls]
-    [(2, b'{"batch_requests":[{"x":1},{"y":2}]}')]
+    >>> [(call.count, call.size, call.body) for call in calls]
+    [(2, 36, b'{"batch_requests":[{"x":1},{"y":2}]}')]
     """
     overhead = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
-    parts: list[bytes] = []
-    size = overhead
-    first_id = last_id = ""
+    builder = _CallBuilder()
     for request_id, body in encoded:
-        needed = len(body) + (1 if parts else 0)
         if overhead + len(body) > max_body_bytes:
             raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
-        if parts and (
-            size + needed > max_body_bytes or (max_requests is not None and len(parts) >= max_requests)
-        ):
-            yield AddCall(_CALL_PREFIX + b",".join(parts) + _CALL_SUFFIX, len(parts), first_id, last_id)
-            parts, size = [], overhead
-            needed = len(body)
-        if not parts:
-            first_id = request_id
-        parts.append(body)
-        size += needed
-        last_id = request_id
-    if parts:
-        yield AddCall(_CALL_PREFIX + b",".join(parts) + _CALL_SUFFIX, len(parts), first_id, last_id)
+        full = builder.size + len(body) + 1 > max_body_bytes
+        if builder.count and (full or (max_requests is not None and builder.count >= max_requests)):
+            yield builder.build()
+            builder = _CallBuilder()
+        builder.add(request_id, body)
+    if builder.count:
+        yield builder.build()
+
+
+class BodyChunks:
+    """A request body sent piece by piece, re-iterable for retries, for both httpx clients."""
+
+    def __init__(self, chunks: tuple[bytes, ...], size: int) -> None:
+        self.chunks = chunks
+        self.size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def discard(self) -> None:
+        """Drop the pieces once the call is done.
+
+        httpx's request and response objects reference each other, so they wait for the cyclic
+        garbage collector; dropping the pieces here frees the 25 MB at once instead.
+        """
+        self.chunks = ()
+
+    def for_async(self) -> AsyncBodyChunks:
+        """The same pieces as an async-only iterable: httpx treats anything iterable as sync."""
+        return AsyncBodyChunks(self.chunks)
+
+
+class AsyncBodyChunks:
+    def __init__(self, chunks: tuple[bytes, ...]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
 
 
 @dataclass(frozen=True)
@@ -183,13 +251,18 @@ class ApiCall:
     path: str
     params: Mapping[str, Any] | None = None
     json: Any = None
-    content: bytes | None = None
+    content: bytes | BodyChunks | None = None
     resend_safe: bool = True
     pace: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.method} {self.path}"
+
+    def discard_body(self) -> None:
+        """Free a large body once the call has succeeded or finally failed."""
+        if isinstance(self.content, BodyChunks):
+            self.content.discard()
 
 
 def _segment(value: str) -> str:
@@ -214,8 +287,9 @@ def cancel_batch_call(batch_id: str) -> ApiCall:
     return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}:cancel", json={})
 
 
-def add_requests_call(batch_id: str, body: bytes) -> ApiCall:
-    return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}/requests", content=body, pace="add")
+def add_requests_call(batch_id: str, call: AddCall) -> ApiCall:
+    content = BodyChunks(call.chunks, call.size)
+    return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}/requests", content=content, pace="add")
 
 
 def list_call(path: str, limit: int, token: str | None) -> ApiCall:

@@ -12,6 +12,7 @@ import httpx
 from airflow_provider_xai_batch.client import protocol
 from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, find_named, log
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
+from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.client.protocol import ApiCall
 
 
@@ -136,9 +137,12 @@ class XAIBatchClient(ClientCore):
         gets a deterministic id, so resending a call whose answer was lost adds nothing twice.
         """
         added = 0
-        for call, count in self._add_calls(batch_id, requests, source):
-            self._send(call)
-            added += count
+        # Packing the next call overlaps with sending this one; at most one extra call is held.
+        with Prefetcher(self._add_calls(batch_id, requests, source)) as calls:
+            for call, count in calls:
+                self._send(call)
+                call.discard_body()
+                added += count
         return added
 
     def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> Iterator[BatchRequestMetadata]:

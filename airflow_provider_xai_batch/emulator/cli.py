@@ -61,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, serve until a signal arrives, return the exit status.
+    """Parse arguments, serve until SIGINT or SIGTERM, return the exit status.
 
-    >>> main(["--api-key", ""])  # doctest: +SKIP
-    2
+    ``main(["--port", "0", "--api-key", "k", "--processing-rate", "5"])`` prints
+    ``xai-batch-emulator listening on http://127.0.0.1:<port>``, serves, and returns 0 once
+    signalled; without an API key (flag or ``XAI_EMULATOR_API_KEY``) it returns 2 at once.
     """
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)

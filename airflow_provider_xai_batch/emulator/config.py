@@ -25,7 +25,10 @@ class EmulatorConfig:
     """Behaviour and limits of the emulated service. Change fields at any time; they apply at once.
 
     Rate limits of ``0`` switch that limit off. ``processing_rate`` is requests finished per second
-    in each batch (``0`` finishes every request the moment it is added).
+    in each batch (``0`` finishes every request the moment it is added); a new rate applies to the
+    work still pending. ``error_rate`` picks failing requests from a hash of seed, batch id and
+    request id, fixed when a request is added. ``latency_ms`` delays every API answer (not the
+    ``/_emulator/`` control routes).
 
     >>> config = EmulatorConfig(api_key="k", processing_rate=10)
     >>> config.update({"error_rate": 0.1, "supported_models": "grok-4.3,grok-x"})

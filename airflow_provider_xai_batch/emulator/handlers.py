@@ -145,7 +145,7 @@ class ApiHandlers:
 
     def _list_results(self, params: dict[str, str], request: Incoming) -> Answer:
         limit, token = _paging(request)
-        return json_answer(200, self.service.list_results(params["batch_id"], limit, token))
+        return Answer(200, self.service.list_results_json(params["batch_id"], limit, token))
 
     def _upload_file(self, _: dict[str, str], request: Incoming) -> Answer:
         try:
@@ -225,13 +225,14 @@ class ApiHandlers:
     def _move_clock(self, _: dict[str, str], request: Incoming) -> Answer:
         body = _json_object(request)
         clock = self.service.clock
-        if not (hasattr(clock, "advance") and hasattr(clock, "set")):
+        set_time, advance = getattr(clock, "set", None), getattr(clock, "advance", None)
+        if not (callable(set_time) and callable(advance)):
             raise ServiceError.of(412, "The emulator runs on the system clock; start it with a ManualClock")
         try:
             if "set" in body:
-                clock.set(float(body["set"]))
+                set_time(float(body["set"]))
             if "advance" in body:
-                clock.advance(float(body["advance"]))
+                advance(float(body["advance"]))
         except (TypeError, ValueError) as error:
             raise ServiceError.of(400, str(error)) from None
         return json_answer(200, {"now": clock.now()})

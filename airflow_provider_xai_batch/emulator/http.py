@@ -2,7 +2,8 @@
 
 Built on ``h11`` rather than a framework because faults need control a framework hides: dropping a
 connection before or after a call is applied, and adding latency to one answer while other
-connections carry on. Handlers run in worker threads, so a large add call does not stall the loop.
+connections carry on. Calls with large bodies are handled in worker threads, so a 25 MB add call
+does not stall the loop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from .routes import RouteMatch, resolve
 from .state import BatchService
 
 READ_SIZE = 1 << 20
+# Small calls are answered on the loop itself (a thread hand-off would cost more than the work);
+# calls with big bodies, whose parsing takes a while, go to a worker thread.
+INLINE_BODY_BYTES = 256 << 10
 # Multipart framing around an uploaded file is small; this is ample.
 UPLOAD_OVERHEAD_BYTES = 1 << 20
 # Oversized bodies are read and discarded (so the client sees the 413), up to this much; beyond it the
@@ -99,6 +103,9 @@ class EmulatorApp:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max(limit, DISCARD_LIMIT_BYTES):
             # Too big to bother reading: answer at once and close, as a front proxy would.
+            if match.is_api and match.name is not None:
+                self.faults.record_call(match.name)
+                self.faults.record_answer(match.name, 413)
             entry.status = 413
             await _send(connection, writer, _too_large(limit), close=True)
             return False
@@ -126,8 +133,10 @@ class EmulatorApp:
             answer = _too_large(limit)
         elif match.name is None:
             answer = _no_route(request.method, request.path, match.allowed_methods)
-        else:
+        elif size > INLINE_BODY_BYTES:
             answer = await asyncio.to_thread(self.handlers.handle, match.name, match.params, request)
+        else:
+            answer = self.handlers.handle(match.name, match.params, request)
 
         if decision is not None and decision.drop == "after":
             self.faults.record_drop(str(match.name))
@@ -152,12 +161,16 @@ class HTTPServer:
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._closing = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:
+            _abort(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -169,14 +182,25 @@ class HTTPServer:
             self._writers.discard(writer)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._closing = True
+        server = self._server
+        if server is not None:
+            # Stop accepting first, but keep the server open while connections accepted a moment ago
+            # get their transport (creating one fails once the server is closed, leaking the socket);
+            # their handlers then see the flag and end them.
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+            for _ in range(10):
+                await asyncio.sleep(0)
+            server.close()
         for writer in list(self._writers):
             _abort(writer)
-        for task in list(self._connections):
-            task.cancel()
+        # Aborted transports end their handlers by themselves; cancelling is only the last resort.
         if self._connections:
-            await asyncio.wait(list(self._connections), timeout=2.0)
+            _, stuck = await asyncio.wait(list(self._connections), timeout=2.0)
+            for task in stuck:
+                task.cancel()
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2.0)

@@ -38,6 +38,9 @@ class EmulatorServer:
         config: EmulatorConfig | None = None,
         **knobs: Any,
     ) -> None:
+        unknown = set(knobs) - set(EmulatorConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown emulator settings: {', '.join(sorted(unknown))}")
         if config is None:
             config = EmulatorConfig(api_key=api_key)
         else:

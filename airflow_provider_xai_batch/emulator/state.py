@@ -20,7 +20,15 @@ from .config import EmulatorConfig
 from .errors import ServiceError, failed_precondition, invalid_argument, not_found, permission_denied
 from .errors import resource_exhausted as rate_limited
 from .pagination import decode_token, encode_token, page_size
-from .payloads import ENDPOINTS, URL_KINDS, InvalidRequest, PreparedRequest, prepare_request, render_response
+from .payloads import (
+    ENDPOINTS,
+    URL_KINDS,
+    InvalidRequest,
+    PreparedRequest,
+    prepare_request,
+    quote_json,
+    render_response_json,
+)
 from .store import CANCELLED, FAILS_BY_RATE, SUCCEEDED, SUCCEEDS, RequestStore
 
 __all__ = ["BatchService", "ServiceError"]
@@ -78,7 +86,7 @@ class BatchService:
 
     def __init__(self, config: EmulatorConfig | None = None, clock: Clock | None = None) -> None:
         self.config = config if config is not None else EmulatorConfig()
-        self.clock: Any = clock if clock is not None else SystemClock()
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         self._batches: dict[str, _Batch] = {}
         self._batch_order: list[str] = []
@@ -239,8 +247,8 @@ class BatchService:
                     raise failed_precondition(
                         f"batch_request_id '{request_id}' content differs from originally submitted"
                     )
-            for request in admitted:
-                store.append(request, added_at=now, outcome=self._outcome(batch_id, request.batch_request_id))
+            outcomes = [self._outcome(batch_id, request.batch_request_id) for request in admitted]
+            store.extend(admitted, added_at=now, outcomes=outcomes)
             return {}
 
     def list_batch_requests(
@@ -259,13 +267,25 @@ class BatchService:
                 raise invalid_argument("Invalid pagination_token") from None
             end = min(len(store), begin + size)
             rows = [self._metadata(store, position) for position in range(begin, end)]
-            next_token = encode_token(store.ids[end - 1]) if rows and end < len(store) else None
+            next_token = encode_token(store.id_at(end - 1)) if rows and end < len(store) else None
             return {"batch_request_metadata": rows, "pagination_token": next_token}
 
     def list_results(
         self, batch_id: str, limit: int | None = None, token: str | None = None
     ) -> dict[str, Any]:
         """Results of finished requests, sorted by ``batch_request_id``."""
+        rows, next_token = self._result_page(batch_id, limit, token)
+        return {"results": [json.loads(row) for row in rows], "pagination_token": next_token}
+
+    def list_results_json(self, batch_id: str, limit: int | None = None, token: str | None = None) -> bytes:
+        """The same page as ``list_results``, already encoded: the HTTP answer body."""
+        rows, next_token = self._result_page(batch_id, limit, token)
+        encoded_token = quote_json(next_token) if next_token is not None else "null"
+        return f'{{"results":[{",".join(rows)}],"pagination_token":{encoded_token}}}'.encode()
+
+    def _result_page(
+        self, batch_id: str, limit: int | None, token: str | None
+    ) -> tuple[list[str], str | None]:
         after = decode_token(token)
         size = page_size(limit)
         with self._lock:
@@ -273,15 +293,17 @@ class BatchService:
             self._advance(batch, self.clock.now())
             store = batch.requests
             finished = store.finished_after(after)
-            rows: list[dict[str, Any]] = []
+            rows: list[str] = []
+            last_id = ""
             for request_id, position in finished:
                 rows.append(self._result(batch.batch_id, store, request_id, position))
+                last_id = request_id
                 if len(rows) == size:
                     break
             next_token = None
             if len(rows) == size and next(finished, None) is not None:
-                next_token = encode_token(rows[-1]["batch_request_id"])
-            return {"results": rows, "pagination_token": next_token}
+                next_token = encode_token(last_id)
+            return rows, next_token
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -394,10 +416,8 @@ class BatchService:
             batch.cancel_time = at
             batch.requests.cancel(at)
             return
-        for request in prepared:
-            batch.requests.append(
-                request, added_at=at, outcome=self._outcome(batch.batch_id, request.batch_request_id)
-            )
+        outcomes = [self._outcome(batch.batch_id, request.batch_request_id) for request in prepared]
+        batch.requests.extend(prepared, added_at=at, outcomes=outcomes)
 
     def _batch_json(self, batch: _Batch) -> dict[str, Any]:
         store = batch.requests
@@ -426,7 +446,7 @@ class BatchService:
     def _metadata(self, store: RequestStore, position: int) -> dict[str, Any]:
         finished = store.finish_time(position)
         return {
-            "batch_request_id": store.ids[position],
+            "batch_request_id": store.id_at(position),
             "endpoint": ENDPOINTS[store.kind_at(position)],
             "model": store.model_at(position),
             "state": store.state_at(position),
@@ -434,11 +454,12 @@ class BatchService:
             "finish_time": utc_date(finished) if finished is not None else None,
         }
 
-    def _result(self, batch_id: str, store: RequestStore, request_id: str, position: int) -> dict[str, Any]:
+    def _result(self, batch_id: str, store: RequestStore, request_id: str, position: int) -> str:
+        """One result row as JSON text."""
         state = store.state_at(position)
         if state == SUCCEEDED:
             finished = store.finish_time(position)
-            response = render_response(
+            response = render_response_json(
                 kind=store.kind_at(position),
                 model=store.model_at(position),
                 batch_id=batch_id,
@@ -449,11 +470,12 @@ class BatchService:
                 b64_images=store.b64_images_at(position),
                 finished_at=finished if finished is not None else 0.0,
             )
-            return {"batch_request_id": request_id, "batch_result": {"response": response}}
-        if state == CANCELLED:
-            return {"batch_request_id": request_id, "batch_result": {"error": CANCELLED_ERROR}}
-        error = store.fixed_error_at(position) or PROCESSING_ERROR
-        return {"batch_request_id": request_id, "batch_result": {"error": error}}
+            return f'{{"batch_request_id":{quote_json(request_id)},"batch_result":{{"response":{response}}}}}'
+        cancelled = state == CANCELLED
+        error = CANCELLED_ERROR if cancelled else (store.fixed_error_at(position) or PROCESSING_ERROR)
+        return (
+            f'{{"batch_request_id":{quote_json(request_id)},"batch_result":{{"error":{quote_json(error)}}}}}'
+        )
 
 
 def _prepare_item(index: int, item: Any, supported: frozenset[str], max_bytes: int) -> PreparedRequest:

@@ -1,16 +1,19 @@
 """Compact storage of one batch's requests and their lazy, clock-driven processing.
 
 Columns (arrays and byte strings) instead of one object per request keep a batch of a million
-requests to a few hundred bytes each. Processing is a single queue: requests finish in submission
-order, ``1 / rate`` seconds apart, never before they were added. Nothing runs in the background:
-``advance(now)`` works out what has finished whenever someone looks.
+requests to about 320 bytes each, and leave the garbage collector almost nothing to scan: ids live
+in tuples (one per add call), which the collector stops tracking once it has seen them.
+
+Processing is a single queue: requests finish in submission order, ``1 / rate`` seconds apart,
+never before they were added. Nothing runs in the background: ``advance(until=now)`` works out
+what has finished whenever someone looks.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .payloads import KINDS, PreparedRequest, request_cost
 
@@ -25,6 +28,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 _DIGEST = 16
+_KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
 
 
 class RequestStore:
@@ -33,7 +37,7 @@ class RequestStore:
     >>> from .payloads import prepare_request
     >>> store = RequestStore()
     >>> body = {"chat_get_completion": {"model": "m", "messages": [{"role": "user", "content": "x"}]}}
-    >>> store.append(prepare_request("a", body, supported_models={"m"}), added_at=0.0, outcome=SUCCEEDS)
+    >>> store.extend([prepare_request("a", body, supported_models={"m"})], added_at=0.0, outcomes=[SUCCEEDS])
     >>> store.advance(until=0.5, rate=1.0)
     >>> store.state_at(0)
     'pending'
@@ -43,7 +47,9 @@ class RequestStore:
     """
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
+        self._count = 0
+        self._id_chunks: list[tuple[str, ...]] = []
+        self._chunk_starts = array("Q")
         self._index: dict[str, int] = {}
         self._digests = bytearray()
         self._added_at = array("d")
@@ -69,10 +75,22 @@ class RequestStore:
         self._last_advance = 0.0
         self.cancelled_at: float | None = None
         # Ids in sorted order, extended lazily: results are listed by id.
-        self._sorted: list[str] = []
+        self._sorted: tuple[str, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self._count
+
+    def id_at(self, position: int) -> str:
+        chunk = bisect_right(self._chunk_starts, position) - 1
+        return self._id_chunks[chunk][position - self._chunk_starts[chunk]]
+
+    def _ids_from(self, position: int) -> Iterator[str]:
+        if position >= self._count:
+            return
+        chunk = bisect_right(self._chunk_starts, position) - 1
+        yield from self._id_chunks[chunk][position - self._chunk_starts[chunk] :]
+        for ids in self._id_chunks[chunk + 1 :]:
+            yield from ids
 
     # -- adding -----------------------------------------------------------------------------------
 
@@ -82,28 +100,35 @@ class RequestStore:
     def digest_at(self, position: int) -> bytes:
         return bytes(self._digests[position * _DIGEST : (position + 1) * _DIGEST])
 
-    def append(self, prepared: PreparedRequest, *, added_at: float, outcome: int) -> None:
-        """Admit one request; ``outcome`` says whether it will succeed once processed."""
-        position = len(self.ids)
-        self.ids.append(prepared.batch_request_id)
-        self._index[prepared.batch_request_id] = position
-        self._digests += prepared.digest
-        self._added_at.append(added_at)
-        self._kinds.append(KINDS.index(prepared.kind))
-        self._models.append(self._model_code(prepared.model))
-        self._snippets += prepared.snippet.encode()
-        self._snippet_ends.append(len(self._snippets))
-        self._prompt_tokens.append(prepared.prompt_tokens)
-        self._image_counts.append(prepared.image_count)
-        self._b64_images.append(1 if prepared.b64_images else 0)
-        if prepared.fixed_error is not None:
-            outcome = FAILS_FIXED
-            self._fixed_errors[position] = prepared.fixed_error
-        self._outcomes.append(outcome)
-        cost = 0
-        if outcome == SUCCEEDS:
-            cost = request_cost(prepared.kind, prepared.prompt_tokens, prepared.snippet, prepared.image_count)
-        self._costs.append(cost)
+    def extend(
+        self, requests: Sequence[PreparedRequest], *, added_at: float, outcomes: Sequence[int]
+    ) -> None:
+        """Admit requests with new ids; ``outcomes[i]`` says whether request i succeeds once processed."""
+        if not requests:
+            return
+        self._chunk_starts.append(self._count)
+        self._id_chunks.append(tuple(request.batch_request_id for request in requests))
+        for request, outcome in zip(requests, outcomes, strict=True):
+            position = self._count
+            self._count += 1
+            self._index[request.batch_request_id] = position
+            self._digests += request.digest
+            self._added_at.append(added_at)
+            self._kinds.append(_KIND_CODES[request.kind])
+            self._models.append(self._model_code(request.model))
+            self._snippets += request.snippet.encode()
+            self._snippet_ends.append(len(self._snippets))
+            self._prompt_tokens.append(request.prompt_tokens)
+            self._image_counts.append(request.image_count)
+            self._b64_images.append(1 if request.b64_images else 0)
+            if request.fixed_error is not None:
+                outcome = FAILS_FIXED
+                self._fixed_errors[position] = request.fixed_error
+            self._outcomes.append(outcome)
+            cost = 0
+            if outcome == SUCCEEDS:
+                cost = request_cost(request.kind, request.prompt_tokens, request.snippet, request.image_count)
+            self._costs.append(cost)
 
     def _model_code(self, model: str) -> int:
         code = self._model_codes.get(model)
@@ -125,7 +150,7 @@ class RequestStore:
         self._last_rate = rate
         self._last_advance = max(self._last_advance, until)
         start = self.done
-        total = len(self.ids)
+        total = self._count
         if start >= total:
             return
         finished = self._finished_at
@@ -171,11 +196,11 @@ class RequestStore:
 
     @property
     def num_cancelled(self) -> int:
-        return len(self.ids) - self.done if self.cancelled_at is not None else 0
+        return self._count - self.done if self.cancelled_at is not None else 0
 
     @property
     def num_pending(self) -> int:
-        return 0 if self.cancelled_at is not None else len(self.ids) - self.done
+        return 0 if self.cancelled_at is not None else self._count - self.done
 
     @property
     def num_success(self) -> int:
@@ -185,9 +210,6 @@ class RequestStore:
         if position < self.done:
             return SUCCEEDED if self._outcomes[position] == SUCCEEDS else FAILED
         return CANCELLED if self.cancelled_at is not None else PENDING
-
-    def is_finished(self, position: int) -> bool:
-        return position < self.done or self.cancelled_at is not None
 
     def finish_time(self, position: int) -> float | None:
         if position < self.done:
@@ -216,20 +238,17 @@ class RequestStore:
     def b64_images_at(self, position: int) -> bool:
         return bool(self._b64_images[position])
 
-    def outcome_at(self, position: int) -> int:
-        return self._outcomes[position]
-
     def fixed_error_at(self, position: int) -> str | None:
         return self._fixed_errors.get(position)
 
-    def sorted_ids(self) -> list[str]:
+    def sorted_ids(self) -> tuple[str, ...]:
         """All ids in sorted order; sorts only what arrived since the last call."""
-        if len(self._sorted) < len(self.ids):
-            fresh = self.ids[len(self._sorted) :]
-            fresh.sort()
-            self._sorted.extend(fresh)
+        if len(self._sorted) < self._count:
+            merged = list(self._sorted)
+            merged += sorted(self._ids_from(len(self._sorted)))
             # Two sorted runs: Timsort merges them in linear time.
-            self._sorted.sort()
+            merged.sort()
+            self._sorted = tuple(merged)
         return self._sorted
 
     def finished_after(self, after_id: str | None) -> Iterator[tuple[str, int]]:
@@ -237,7 +256,7 @@ class RequestStore:
         ordered = self.sorted_ids()
         begin = 0 if after_id is None else bisect_right(ordered, after_id)
         index = self._index
-        everything_finished = self.cancelled_at is not None or self.done == len(self.ids)
+        everything_finished = self.cancelled_at is not None or self.done == self._count
         for item in range(begin, len(ordered)):
             request_id = ordered[item]
             position = index[request_id]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TEST_API_KEY
+from xai_test_support import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     AsyncXAIBatchClient,
@@ -103,7 +103,9 @@ def test_api_errors_raise_the_right_class_with_xais_message(client: XAIBatchClie
         client.get_batch("batch_does_not_exist")
     batch = client.create_batch("errors")
     with pytest.raises(XAIInvalidRequestError, match="not supported for batch processing"):
-        client.add_requests(batch.batch_id, [{"custom_id": "x", "body": {"model": "grok-2", "messages": [1]}}])
+        client.add_requests(
+            batch.batch_id, [{"custom_id": "x", "body": {"model": "grok-2", "messages": [1]}}]
+        )
     client.add_requests(batch.batch_id, [chat(1)])
     with pytest.raises(XAIConflictError, match="content differs"):
         client.add_requests(batch.batch_id, [chat(1, prompt="something else")])
@@ -131,7 +133,9 @@ def test_4xx_is_not_retried(client: XAIBatchClient, emulator: EmulatorServer) ->
     assert emulator.calls("get_batch") == 1
 
 
-def test_a_lost_add_answer_is_resent_without_duplicates(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+def test_a_lost_add_answer_is_resent_without_duplicates(
+    client: XAIBatchClient, emulator: EmulatorServer
+) -> None:
     batch = client.create_batch("lost-answer")
     emulator.faults.inject("add_requests", drop="after", count=1)
     emulator.faults.inject("add_requests", drop="before", count=1)
@@ -165,7 +169,9 @@ def test_pacing_under_a_low_limit_stores_every_request_once() -> None:
 def test_without_client_pacing_429s_are_retried_and_nothing_is_lost() -> None:
     with EmulatorServer(api_key=TEST_API_KEY, add_rate_limit=5, add_rate_window_seconds=0.5) as emu:
         limits = ClientLimits(add_calls=None, max_requests_per_call=1)
-        with client_for(emu, limits=limits, retry_policy=RetryPolicy(initial_delay=0.05, max_delay=0.3, max_retries=30)) as client:
+        with client_for(
+            emu, limits=limits, retry_policy=RetryPolicy(initial_delay=0.05, max_delay=0.3, max_retries=30)
+        ) as client:
             batch = client.create_batch("unpaced")
             client.add_requests(batch.batch_id, [chat(i) for i in range(15)])
         assert emu.answers(429, "add_requests") > 0
@@ -196,7 +202,10 @@ def jsonl(rows: list[Any]) -> bytes:
 
 def test_file_batch_happy_path(client: XAIBatchClient, emulator: EmulatorServer, tmp_path: Any) -> None:
     emulator.config.update({"file_ingest_seconds": 0.2})
-    rows = [{"custom_id": f"f-{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(i)["body"]} for i in range(5)]
+    rows = [
+        {"custom_id": f"f-{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(i)["body"]}
+        for i in range(5)
+    ]
     path = tmp_path / "in.jsonl"
     path.write_bytes(jsonl(rows))
     uploaded = client.upload_file(path, expires_after=3600)
@@ -211,16 +220,22 @@ def test_file_batch_happy_path(client: XAIBatchClient, emulator: EmulatorServer,
     while not client.get_batch(batch.batch_id).is_terminal and time.monotonic() < deadline:
         time.sleep(0.1)
     assert client.get_batch(batch.batch_id).status is BatchStatus.COMPLETED
-    assert sorted(r.batch_request_id for r in client.iter_results(batch.batch_id)) == [f"f-{i}" for i in range(5)]
+    assert sorted(r.batch_request_id for r in client.iter_results(batch.batch_id)) == [
+        f"f-{i}" for i in range(5)
+    ]
     assert [f.id for f in client.iter_files()] == [uploaded.id]
     client.delete_file(uploaded.id)
     with pytest.raises(XAINotFoundError):
         client.get_file(uploaded.id)
 
 
-def test_file_batch_with_a_bad_line_is_cancelled_by_the_service(client: XAIBatchClient, emulator: EmulatorServer) -> None:
+def test_file_batch_with_a_bad_line_is_cancelled_by_the_service(
+    client: XAIBatchClient, emulator: EmulatorServer
+) -> None:
     emulator.config.update({"file_ingest_seconds": 0.0})
-    content = jsonl([{"custom_id": "a", "url": "/v1/chat/completions", "body": chat(0)["body"]}]) + b"{not json\n"
+    content = (
+        jsonl([{"custom_id": "a", "url": "/v1/chat/completions", "body": chat(0)["body"]}]) + b"{not json\n"
+    )
     uploaded = client.upload_file(io.BytesIO(content), filename="bad.jsonl")
     batch = client.create_batch("bad-file", input_file_id=uploaded.id)
     import time
@@ -233,7 +248,9 @@ def test_file_batch_with_a_bad_line_is_cancelled_by_the_service(client: XAIBatch
 
 def test_async_client_round_trip_and_errors(emulator: EmulatorServer) -> None:
     async def scenario() -> None:
-        async with AsyncXAIBatchClient(TEST_API_KEY, base_url=emulator.url, retry_policy=FAST_RETRIES) as client:
+        async with AsyncXAIBatchClient(
+            TEST_API_KEY, base_url=emulator.url, retry_policy=FAST_RETRIES
+        ) as client:
             batch = await client.create_batch("async")
             assert await client.add_requests(batch.batch_id, (chat(i) for i in range(12))) == 12
             assert (await client.get_batch(batch.batch_id)).status is BatchStatus.COMPLETED
@@ -251,10 +268,14 @@ def test_async_client_round_trip_and_errors(emulator: EmulatorServer) -> None:
                 await client.add_requests(batch.batch_id, [chat(1, prompt="changed")])
             emulator.faults.inject("create_batch", drop="after", count=1)
             again = await client.create_batch("async-unique")
-            assert [b.batch_id async for b in client.iter_batches() if b.name == "async-unique"] == [again.batch_id]
+            assert [b.batch_id async for b in client.iter_batches() if b.name == "async-unique"] == [
+                again.batch_id
+            ]
             cancelled = await client.cancel_batch(again.batch_id)
             assert cancelled.status is BatchStatus.CANCELLED
-            uploaded = await client.upload_file(io.BytesIO(jsonl([{"custom_id": "z", "body": chat(0)["body"]}])), filename="a.jsonl")
+            uploaded = await client.upload_file(
+                io.BytesIO(jsonl([{"custom_id": "z", "body": chat(0)["body"]}])), filename="a.jsonl"
+            )
             assert (await client.get_file(uploaded.id)).id == uploaded.id
             assert [f.id async for f in client.iter_files()] == [uploaded.id]
             await client.delete_file(uploaded.id)

@@ -10,14 +10,30 @@ from airflow_provider_xai_batch.client import errors
 @pytest.mark.parametrize(
     ("status", "body", "cls"),
     [
-        (400, b'{"code": "Client specified an invalid argument", "error": "Incorrect API key provided: xa***"}', errors.XAIAuthenticationError),
+        (
+            400,
+            b'{"code": "Client specified an invalid argument", "error": "Incorrect API key provided: xa***"}',
+            errors.XAIAuthenticationError,
+        ),
         (401, b"", errors.XAIAuthenticationError),
-        (400, b'{"code": "Client specified an invalid argument", "error": "Model x is not supported for batch processing."}', errors.XAIInvalidRequestError),
+        (
+            400,
+            b'{"code": "Client specified an invalid argument", "error": "Model x is not supported for batch processing."}',
+            errors.XAIInvalidRequestError,
+        ),
         (403, b'{"code": "c", "error": "batch cancelled"}', errors.XAIPermissionDeniedError),
-        (404, b'{"code": "Some requested entity was not found", "error": "no batch"}', errors.XAINotFoundError),
+        (
+            404,
+            b'{"code": "Some requested entity was not found", "error": "no batch"}',
+            errors.XAINotFoundError,
+        ),
         (412, b'{"code": "c", "error": "content differs"}', errors.XAIConflictError),
         (413, b"too large", errors.XAIInvalidRequestError),
-        (429, b'{"code": "Some resource has been exhausted", "error": "Rate limit exceeded"}', errors.XAIRateLimitError),
+        (
+            429,
+            b'{"code": "Some resource has been exhausted", "error": "Rate limit exceeded"}',
+            errors.XAIRateLimitError,
+        ),
         (503, b"<html>oops</html>", errors.XAIServerError),
     ],
 )
@@ -35,7 +51,9 @@ def test_code_and_message_come_from_the_body() -> None:
 
 
 def test_the_key_is_scrubbed_from_anything_echoed() -> None:
-    error = errors.error_from_response(400, b'{"error": "Incorrect API key provided: xai-secret-1"}', secret="xai-secret-1")
+    error = errors.error_from_response(
+        400, b'{"error": "Incorrect API key provided: xai-secret-1"}', secret="xai-secret-1"
+    )
     assert "xai-secret-1" not in str(error) and "xai-secret-1" not in repr(error)
 
 

@@ -44,7 +44,11 @@ def test_the_three_shapes_normalise_to_the_same_native_request() -> None:
     ],
 )
 def test_the_url_picks_the_kind(url: str, kind: str) -> None:
-    body = {"model": "grok-imagine-image", "prompt": "a cat", "messages": [{"role": "user", "content": "a cat"}]}
+    body = {
+        "model": "grok-imagine-image",
+        "prompt": "a cat",
+        "messages": [{"role": "user", "content": "a cat"}],
+    }
     request = normalise_request({"custom_id": "a", "url": url, "body": body}, source="s", position=0)
     assert list(request["batch_request"]) == [kind]
 
@@ -68,7 +72,10 @@ def test_stream_is_stripped() -> None:
         ({"custom_id": "x" * 300, "body": CHAT}, "characters long"),
         ({"custom_id": "a", "method": "GET", "body": CHAT}, "unsupported method"),
         ({"batch_request_id": "a", "batch_request": {"embeddings": CHAT}}, "unknown request kind"),
-        ({"batch_request_id": "a", "batch_request": {"chat_get_completion": CHAT, "responses": CHAT}}, "exactly one"),
+        (
+            {"batch_request_id": "a", "batch_request": {"chat_get_completion": CHAT, "responses": CHAT}},
+            "exactly one",
+        ),
     ],
 )
 def test_bad_requests_name_their_position(request_: object, message: str) -> None:
@@ -120,7 +127,10 @@ def test_jsonl_errors_name_the_line(content: bytes, message: str) -> None:
 
 
 def test_jsonl_lines_without_ids_get_ids_from_file_and_line() -> None:
-    data = b'{"body": %s}\n\n{"custom_id": "mine", "body": %s}\n' % (json.dumps(CHAT).encode(), json.dumps(CHAT).encode())
+    data = b'{"body": %s}\n\n{"custom_id": "mine", "body": %s}\n' % (
+        json.dumps(CHAT).encode(),
+        json.dumps(CHAT).encode(),
+    )
     ids = [r["batch_request_id"] for r in normalise_jsonl(io.BytesIO(data), source="file:///d/in.jsonl")]
     assert ids == [generated_request_id("file:///d/in.jsonl", "line 1"), "mine"]
 
@@ -134,7 +144,9 @@ def test_gzip_streams_can_be_read_through_gzip() -> None:
 def test_duplicate_checker_allows_identical_repeats_and_refuses_conflicts() -> None:
     checker = DuplicateIdChecker()
     first = normalise_request({"custom_id": "a", "body": CHAT}, source="s", position=0)
-    reordered = normalise_request({"custom_id": "a", "body": dict(reversed(list(CHAT.items())))}, source="s", position=1)
+    reordered = normalise_request(
+        {"custom_id": "a", "body": dict(reversed(list(CHAT.items())))}, source="s", position=1
+    )
     other = normalise_request({"custom_id": "a", "body": {**CHAT, "temperature": 0}}, source="s", position=2)
     assert checker.check(first, source="s", position="item 0") is True
     assert checker.check(reordered, source="s", position="item 1") is False
@@ -143,7 +155,11 @@ def test_duplicate_checker_allows_identical_repeats_and_refuses_conflicts() -> N
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
-anything = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+anything = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -155,7 +171,7 @@ def test_the_normaliser_either_returns_a_native_request_or_raises_input_error(va
         assert str(error).startswith("fuzz, item 0: ")
     else:
         assert set(request) == {"batch_request_id", "batch_request"}
-        (kind, body), = request["batch_request"].items()
+        ((kind, body),) = request["batch_request"].items()
         assert isinstance(body, dict) and isinstance(body.get("model"), str)
 
 

@@ -24,14 +24,29 @@ def batch(**fields: object) -> Batch:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"cancel_by_xai_message": "JSONL file validation failed", "cancel_time": "2026-08-29"}, BatchStatus.FAILED),
-        ({"cancel_time": "2026-08-29", "state": {"num_requests": 3, "num_pending": 1}}, BatchStatus.CANCELLED),
+        (
+            {"cancel_by_xai_message": "JSONL file validation failed", "cancel_time": "2026-08-29"},
+            BatchStatus.FAILED,
+        ),
+        (
+            {"cancel_time": "2026-08-29", "state": {"num_requests": 3, "num_pending": 1}},
+            BatchStatus.CANCELLED,
+        ),
         ({"expire_time": "2026-08-31", "state": {"num_requests": 3, "num_pending": 1}}, BatchStatus.EXPIRED),
-        ({"expire_time": "2026-09-01", "state": {"num_requests": 3, "num_pending": 1}}, BatchStatus.PROCESSING),
-        ({"expire_time": "2026-08-31", "state": {"num_requests": 3, "num_success": 3}}, BatchStatus.COMPLETED),
+        (
+            {"expire_time": "2026-09-01", "state": {"num_requests": 3, "num_pending": 1}},
+            BatchStatus.PROCESSING,
+        ),
+        (
+            {"expire_time": "2026-08-31", "state": {"num_requests": 3, "num_success": 3}},
+            BatchStatus.COMPLETED,
+        ),
         ({"input_file_id": "file_1", "state": {"num_requests": 0}}, BatchStatus.VALIDATING),
         ({"input_file_id": "file_1", "state": {"num_requests": 2, "num_pending": 2}}, BatchStatus.PROCESSING),
-        ({"state": {"num_requests": 4, "num_pending": 0, "num_success": 2, "num_error": 2}}, BatchStatus.COMPLETED),
+        (
+            {"state": {"num_requests": 4, "num_pending": 0, "num_success": 2, "num_error": 2}},
+            BatchStatus.COMPLETED,
+        ),
         ({"state": {"num_requests": 0}}, BatchStatus.EMPTY),
     ],
 )
@@ -102,5 +117,7 @@ def test_success_result_exposes_kind_response_and_cost() -> None:
 
 
 def test_cancelled_results_are_recognised() -> None:
-    result = BatchResult.model_validate({"batch_request_id": "r", "batch_result": {"error": "Batch cancelled"}})
+    result = BatchResult.model_validate(
+        {"batch_request_id": "r", "batch_result": {"error": "Batch cancelled"}}
+    )
     assert result.is_cancelled

@@ -63,7 +63,9 @@ def test_limiter_never_exceeds_the_limit_in_any_window() -> None:
 
 
 def encoded(n: int, size: int = 50) -> list[tuple[str, bytes]]:
-    return [(f"r{i}", json.dumps({"batch_request_id": f"r{i}", "pad": "x" * size}).encode()) for i in range(n)]
+    return [
+        (f"r{i}", json.dumps({"batch_request_id": f"r{i}", "pad": "x" * size}).encode()) for i in range(n)
+    ]
 
 
 def test_packing_respects_the_size_cap_and_keeps_order() -> None:
@@ -98,14 +100,19 @@ def test_packing_is_lazy() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(sizes=st.lists(st.integers(min_value=1, max_value=300), max_size=60), cap=st.integers(min_value=330, max_value=2000))
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=300), max_size=60),
+    cap=st.integers(min_value=330, max_value=2000),
+)
 def test_packing_never_exceeds_the_cap_nor_drops_or_reorders(sizes: list[int], cap: int) -> None:
     items = [(f"id{i}", b'"' + b"x" * size + b'"') for i, size in enumerate(sizes)]
     calls = list(pack_add_calls(items, max_body_bytes=cap))
-    assert all(len(call.body) <= cap for call in calls)
+    assert all(len(call.body) == call.size <= cap for call in calls)
     bodies = [value for call in calls for value in json.loads(call.body)["batch_requests"]]
     assert bodies == [json.loads(body) for _, body in items]
-    assert [c.first_id for c in calls] == [items[sum(x.count for x in calls[:k])][0] for k in range(len(calls))]
+    assert [c.first_id for c in calls] == [
+        items[sum(x.count for x in calls[:k])][0] for k in range(len(calls))
+    ]
 
 
 def test_pages_end_on_null_empty_or_absent_tokens() -> None:
@@ -118,7 +125,8 @@ def test_pages_end_on_null_empty_or_absent_tokens() -> None:
 def test_cancel_uses_the_colon_route_and_create_is_not_resend_safe() -> None:
     assert protocol.cancel_batch_call("batch_1").path == "/v1/batches/batch_1:cancel"
     assert protocol.create_batch_call("n").resend_safe is False
-    assert protocol.add_requests_call("b", b"{}").resend_safe is True
+    packed = next(pack_add_calls([("a", b"{}")], max_body_bytes=100))
+    assert protocol.add_requests_call("b", packed).resend_safe is True
     assert protocol.list_call("/v1/batches", 5, None).params == {"limit": 5}
     assert protocol.list_call("/v1/batches", 5, "t").params == {"limit": 5, "pagination_token": "t"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_API_KEY
+from xai_test_support import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import AsyncXAIBatchClient, BatchStatus, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.emulator import EmulatorServer
@@ -64,7 +64,9 @@ def test_test_connection_reports_a_wrong_key_without_leaking_it(
     assert not ok and "Incorrect API key" in message and "xai-canary-wrong" not in message
 
 
-def test_an_empty_password_falls_back_to_the_environment(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_password_falls_back_to_the_environment(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_XAI_ENV", json.dumps({"conn_type": "xai", "host": emulator.url}))
     with pytest.raises(XAIError, match="no API key"):
         XAIBatchHook(xai_conn_id="xai_env").get_conn()
@@ -83,14 +85,24 @@ def test_without_any_connection_the_default_uses_environment_variables(
 
 
 def test_extra_sets_timeout_retries_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = {"timeout": 5, "max_retries": 1, "add_calls": 10, "add_window_seconds": 2, "max_add_call_bytes": 1000}
+    extra = {
+        "timeout": 5,
+        "max_retries": 1,
+        "add_calls": 10,
+        "add_window_seconds": 2,
+        "max_add_call_bytes": 1000,
+    }
     monkeypatch.setenv(
         "AIRFLOW_CONN_XAI_TUNED",
         json.dumps({"conn_type": "xai", "password": "k", "host": "http://127.0.0.1:1", "extra": extra}),
     )
     client = XAIBatchHook(xai_conn_id="xai_tuned").get_conn()
     assert client.timeout == 5 and client.retry_policy.max_retries == 1
-    assert (client.limits.add_calls, client.limits.add_window_seconds, client.limits.max_add_call_bytes) == (10, 2, 1000)
+    assert (client.limits.add_calls, client.limits.add_window_seconds, client.limits.max_add_call_bytes) == (
+        10,
+        2,
+        1000,
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,115 @@
+"""What every benchmark needs: an emulator in its own process, RSS sampling, a result table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+API_KEY = "bench-key"
+
+
+@contextlib.contextmanager
+def emulator_process(*args: str) -> Iterator[str]:
+    """Start ``xai-batch-emulator`` on a free loopback port in its own process; yield its URL."""
+    command = [sys.executable, "-m", "airflow_provider_xai_batch.emulator", "--port", "0", "--api-key", API_KEY, *args]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"(http://\S+)", line)
+        if not match:
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class PeakRSS:
+    """Samples this process's resident set size in a thread; ``peak_mb`` is the highest seen."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._process = psutil.Process(os.getpid())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 1e6
+
+
+@dataclass
+class Row:
+    """One line of the final table: a measurement, its baseline, and the target."""
+
+    benchmark: str
+    metric: str
+    ours: float
+    baseline: float | None = None
+    unit: str = ""
+    target: str = ""
+    met: bool | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.ours / self.baseline  # type: ignore[operator]
+
+
+def format_table(rows: list[Row]) -> str:
+    header = ("benchmark", "metric", "ours", "baseline", "ratio", "target", "met")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row.benchmark,
+                row.metric,
+                f"{row.ours:,.2f} {row.unit}".strip(),
+                "" if row.baseline is None else f"{row.baseline:,.2f} {row.unit}".strip(),
+                "" if row.ratio is None else f"{row.ratio:.2f}",
+                row.target,
+                "" if row.met is None else ("yes" if row.met else "NO"),
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    rendered = [" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) for line in lines]
+    rendered.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(rendered)
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - start
