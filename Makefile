@@ -40,6 +40,12 @@ test-oldest: install-oldest
 
 test: lint test-newest test-oldest
 
+demo: install
+	$(VENV)/bin/python demo/run_demo.py
+
+bench: install
+	$(VENV)/bin/python -m benchmarks.run
+
 emulator: install
 	$(VENV)/bin/xai-batch-emulator --api-key local-key
 

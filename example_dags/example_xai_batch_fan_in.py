@@ -1,0 +1,54 @@
+"""Fan-in at scale: many input shards are added to one batch in parallel, then one wait and one export.
+
+Dynamic task mapping runs one ``XAIAddBatchRequestsOperator`` per shard. Every request keeps a
+deterministic id (its own, or one derived from shard and line), so a retried shard adds nothing
+twice, and shards never collide with each other.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG, ObjectStoragePath, task
+
+from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator, XAICreateBatchOperator
+from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
+from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
+
+SHARDS = os.environ.get("XAI_BATCH_SHARDS", "file:///tmp/xai-batch-example/shards/")
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/fan-in/{{ ds }}")
+SOURCE_CONN_ID = os.environ.get("XAI_BATCH_SOURCE_CONN_ID") or None
+POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
+
+with DAG(
+    dag_id="example_xai_batch_fan_in",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_tasks=8,
+    tags=["xai", "batch", "example"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def list_shards() -> list[str]:
+        """Every ``.jsonl``/``.jsonl.gz`` file under the shard folder, in a stable order."""
+        folder = ObjectStoragePath(SHARDS, conn_id=SOURCE_CONN_ID)
+        return sorted(str(path) for path in folder.iterdir() if path.name.endswith((".jsonl", ".jsonl.gz")))
+
+    create = XAICreateBatchOperator(task_id="create_batch", name="fan-in-{{ ds }}")
+
+    add = XAIAddBatchRequestsOperator.partial(
+        task_id="add_shard", batch_id=create.output, source_conn_id=SOURCE_CONN_ID, retries=3
+    ).expand(source=list_shards())
+
+    wait = XAIBatchSensor(
+        task_id="wait_for_batch", batch_id=create.output, deferrable=True, poke_interval=POLL_SECONDS
+    )
+
+    export = XAIBatchResultsOperator(
+        task_id="export_results", batch_id=create.output, output_path=OUTPUT, output_conn_id=SOURCE_CONN_ID
+    )
+
+    create >> add >> wait >> export

@@ -1,0 +1,58 @@
+"""Nightly: JSONL files in object storage -> one batch -> deferrable wait -> results and a manifest.
+
+Point ``XAI_BATCH_INPUT`` at your prompts (a glob in any object storage Airflow reads, for example
+``s3://my-bucket/prompts/{{ ds }}/*.jsonl`` with ``XAI_BATCH_SOURCE_CONN_ID=aws_default``) and
+``XAI_BATCH_OUTPUT`` at the folder for the results. The defaults use local files so the example
+runs anywhere, against the local emulator or the real service.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator, XAICreateBatchOperator
+from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
+from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
+
+INPUT = os.environ.get("XAI_BATCH_INPUT", "file:///tmp/xai-batch-example/input/*.jsonl")
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/output/{{ ds }}")
+SOURCE_CONN_ID = os.environ.get("XAI_BATCH_SOURCE_CONN_ID") or None
+POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
+
+with DAG(
+    dag_id="example_xai_batch_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["xai", "batch", "example"],
+    doc_md=__doc__,
+) as dag:
+    create = XAICreateBatchOperator(task_id="create_batch", name="nightly-{{ ds }}")
+
+    add = XAIAddBatchRequestsOperator(
+        task_id="add_requests",
+        batch_id=create.output,
+        source=INPUT,
+        source_conn_id=SOURCE_CONN_ID,
+        retries=3,
+    )
+
+    wait = XAIBatchSensor(
+        task_id="wait_for_batch",
+        batch_id=create.output,
+        deferrable=True,  # the worker slot is released while xAI works
+        poke_interval=POLL_SECONDS,
+        timeout=26 * 3600,
+    )
+
+    results = XAIBatchResultsOperator(
+        task_id="export_results",
+        batch_id=create.output,
+        output_path=OUTPUT,
+        output_conn_id=SOURCE_CONN_ID,
+    )
+
+    create >> add >> wait >> results
