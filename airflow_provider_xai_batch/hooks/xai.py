@@ -121,6 +121,12 @@ class XAIBatchHook(BaseHook):
     def client(self) -> XAIBatchClient:
         return XAIBatchClient(**self._sync_options())
 
+    def close(self) -> None:
+        """Close the cached client's connections, if a client was built."""
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+
     def get_conn(self) -> XAIBatchClient:
         """The cached synchronous client."""
         return self.client

@@ -1,0 +1,1 @@
+"""Operators for xAI's Batch API: create, fill, cancel and run batches."""

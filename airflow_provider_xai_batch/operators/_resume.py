@@ -1,0 +1,137 @@
+"""Re-attach a retry to the batch an earlier try of the same task instance created.
+
+Creating a batch is the one call that is not safe to repeat, and XCom is cleared between tries,
+so it cannot carry the batch id to a retry. Two lines of defence, in this order:
+
+1. Airflow >= 3.3: the task state store (``context["task_state_store"]``) keeps the batch id under
+   :data:`BATCH_ID_STATE_KEY`, scoped to the task instance, across tries.
+2. Every Airflow version: the batch gets a deterministic name per task instance
+   (:func:`batch_name_for`), and a retry looks for a usable batch with that name before creating
+   one. On 3.3 this covers a crash between the create call and the state-store write.
+
+A batch is reused only while it is usable: not cancelled, failed or expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_xai_batch.client.errors import XAINotFoundError
+from airflow_provider_xai_batch.client.models import Batch, BatchStatus
+
+if TYPE_CHECKING:
+    from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+    from airflow_provider_xai_batch.sources import LogLike
+
+BATCH_ID_STATE_KEY = "xai_batch_id"
+UNUSABLE_STATUSES: frozenset[BatchStatus] = frozenset(
+    {BatchStatus.CANCELLED, BatchStatus.FAILED, BatchStatus.EXPIRED}
+)
+_SUFFIX_LENGTH = 10
+
+
+def task_instance_key(context: Mapping[str, Any]) -> tuple[str, str, str, int]:
+    """``(dag_id, task_id, run_id, map_index)`` of the running task instance."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return (
+        str(ti.dag_id),
+        str(ti.task_id),
+        str(ti.run_id),
+        map_index if isinstance(map_index, int) else -1,
+    )
+
+
+def name_suffix(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    """A short digest that tells task instances apart; the same for every try of one of them.
+
+    >>> name_suffix("nightly", "create", "manual__2026-01-01T00:00:00+00:00")
+    '06af17f6bf'
+    """
+    key = "\0".join((dag_id, task_id, run_id, str(map_index)))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:_SUFFIX_LENGTH]
+
+
+def batch_name_for(name: str, context: Mapping[str, Any]) -> str:
+    """The batch name for this task instance: the user's name plus a short per-instance suffix.
+
+    Every try of one task instance gets the same name; other runs, tasks and map indexes get
+    other names, so a retry finds its own batch and nobody else's.
+
+    >>> batch_name_for("nightly-eval", context)  # doctest: +SKIP
+    'nightly-eval-3f9a2c1b7d'
+    """
+    return f"{name}-{name_suffix(*task_instance_key(context))}"
+
+
+def is_usable(batch: Batch) -> bool:
+    """Whether a batch can still be re-attached to (not cancelled, failed or expired)."""
+    return batch.status not in UNUSABLE_STATUSES
+
+
+def _try_number(context: Mapping[str, Any]) -> int | None:
+    value = getattr(context.get("ti"), "try_number", None)
+    return value if isinstance(value, int) else None
+
+
+def _usable_batch(hook: XAIBatchHook, batch_id: str, log: LogLike | None) -> Batch | None:
+    try:
+        batch = hook.get_batch(batch_id)
+    except XAINotFoundError:
+        if log is not None:
+            log.warning("batch %s from an earlier try no longer exists; creating a new one", batch_id)
+        return None
+    if not is_usable(batch):
+        if log is not None:
+            log.warning("batch %s from an earlier try is %s; creating a new one", batch_id, batch.status)
+        return None
+    return batch
+
+
+def _same_kind(batch: Batch, input_file_id: str | None) -> bool:
+    return batch.is_file_batch == (input_file_id is not None)
+
+
+def create_or_reattach(
+    hook: XAIBatchHook,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    input_file_id: str | None = None,
+    log: LogLike | None = None,
+) -> Batch:
+    """The batch of this task instance: the one an earlier try created if still usable, else a new one.
+
+    The batch is named :func:`batch_name_for` ``(name, context)``. Its id is kept in the task state
+    store when Airflow has one (>= 3.3). On a retry (try number above 1) without a usable stored
+    id, a usable batch with the same name is reused. The first try skips the name lookup: no
+    earlier try can have created anything, and listing a team's batches costs calls.
+
+    >>> batch = create_or_reattach(hook, "nightly-eval", context, log=self.log)  # doctest: +SKIP
+    >>> batch.name  # doctest: +SKIP
+    'nightly-eval-3f9a2c1b7d'
+    """
+    full_name = batch_name_for(name, context)
+    store = context.get("task_state_store")
+    stored_id = store.get(BATCH_ID_STATE_KEY) if store is not None else None
+    batch: Batch | None = None
+    if isinstance(stored_id, str) and stored_id:
+        batch = _usable_batch(hook, stored_id, log)
+        if batch is not None and log is not None:
+            log.info("re-attaching to batch %s (%s), created by an earlier try", batch.batch_id, full_name)
+    try_number = _try_number(context)
+    if batch is None and (try_number is None or try_number > 1):
+        found = hook.find_batch_by_name(full_name)
+        if found is not None and _same_kind(found, input_file_id):
+            batch = found
+            if log is not None:
+                log.info("re-attaching to batch %s, found by its name %s", batch.batch_id, full_name)
+    if batch is None:
+        batch = hook.create_batch(full_name, input_file_id=input_file_id)
+        if log is not None:
+            log.info("created batch %s named %s", batch.batch_id, full_name)
+    if store is not None and stored_id != batch.batch_id:
+        store.set(BATCH_ID_STATE_KEY, batch.batch_id)
+    return batch

@@ -1,0 +1,164 @@
+"""Operators that create a batch, add requests to it and cancel it, one step per task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.operators._resume import create_or_reattach
+from airflow_provider_xai_batch.sources import add_from_input, xcom_source_label
+
+
+@contextmanager
+def connected_hook(xai_conn_id: str) -> Iterator[XAIBatchHook]:
+    """A hook whose HTTP connections are closed when the task is done with it."""
+    hook = XAIBatchHook(xai_conn_id=xai_conn_id)
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+class XAICreateBatchOperator(BaseOperator):
+    """Create an inline batch; returns its id (pushed to XCom).
+
+    A retry of the same task instance re-attaches to the batch its earlier try created, as long as
+    that batch is usable (not cancelled, failed or expired), instead of creating another:
+
+    - The batch is named ``name`` plus a short suffix derived from the DAG id, task id, run id and
+      map index, e.g. ``nightly-eval-3f9a2c1b7d``: the same for every try of one task instance.
+    - Airflow >= 3.3: the batch id is kept in the task state store, so a retry finds it directly.
+      If the worker died between creating the batch and storing its id, the retry finds the batch
+      by its name.
+    - Airflow 3.0 - 3.2 (no task state store): a retry finds the batch by its name.
+
+    Re-running the task instance later (clearing it) re-attaches the same way; give the batch
+    another ``name`` (or cancel the old batch) to start afresh.
+
+    :param name: the batch name (templated); a per-task-instance suffix is appended.
+    :param xai_conn_id: the ``xai`` connection.
+
+    >>> create = XAICreateBatchOperator(task_id="create", name="nightly-eval-{{ ds }}")  # doctest: +SKIP
+    """
+
+    template_fields: Sequence[str] = ("name",)
+    ui_color = "#d9e3f0"
+
+    def __init__(
+        self, *, name: str, xai_conn_id: str = XAIBatchHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.xai_conn_id = xai_conn_id
+
+    def execute(self, context: Context) -> str:
+        with connected_hook(self.xai_conn_id) as hook:
+            batch = create_or_reattach(hook, self.name, context, log=self.log)
+        return batch.batch_id
+
+
+class XAIAddBatchRequestsOperator(BaseOperator):
+    """Add requests to an inline batch, from an XCom list or from JSONL files in object storage.
+
+    Give exactly one of:
+
+    - ``requests``: a list of request objects, typically the XCom of an upstream task (pass the
+      ``XComArg`` itself, e.g. ``requests=make_requests()``).
+    - ``source``: a URI or a list of URIs of JSONL files, any scheme ``ObjectStoragePath`` reads
+      (``s3://``, ``gs://``, ``file://``, a local path ...), globs allowed (``*``, ``**``, ``?``),
+      gzip-compressed ``.jsonl.gz`` too; ``source_conn_id`` names the storage connection.
+
+    Each request may be in any accepted shape (native, JSONL/OpenAI style with ``url``, or short
+    ``{"custom_id", "body"}`` for a chat completion). The whole input is validated before the first
+    add call: one bad request (bad JSON, unknown url, no body, an id reused for other content,
+    too large ...) fails the task with its file and line (or list index) and nothing is added.
+    The input is then streamed to the service; memory does not grow with it.
+
+    A retry adds nothing twice and misses nothing: requests without an id get one derived from
+    their file URI and line (or task id, map index and list index), so every try sends the same
+    ids, and the service accepts an identical re-add as a no-op. The retry simply sends everything
+    again.
+
+    Returns (XCom) ``{"batch_id": ..., "added": n}``, ``n`` counting identical repeats once.
+
+    :param batch_id: the batch to add to (templated).
+    :param requests: a list of request objects (templated; an ``XComArg`` works).
+    :param source: a URI or list of URIs of JSONL files, globs allowed (templated).
+    :param source_conn_id: the connection to read ``source`` with (templated).
+    :param xai_conn_id: the ``xai`` connection.
+
+    >>> add = XAIAddBatchRequestsOperator(  # doctest: +SKIP
+    ...     task_id="add", batch_id=create.output, source="s3://prompts/{{ ds }}/*.jsonl.gz",
+    ...     source_conn_id="aws_default")
+    """
+
+    template_fields: Sequence[str] = ("batch_id", "requests", "source", "source_conn_id")
+    ui_color = "#d9e3f0"
+
+    def __init__(
+        self,
+        *,
+        batch_id: str,
+        requests: Any = None,
+        source: Any = None,
+        source_conn_id: str | None = None,
+        xai_conn_id: str = XAIBatchHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (requests is None) == (source is None):
+            raise ValueError(
+                f"{type(self).__name__}: give exactly one of 'requests' (a list of request objects) "
+                "or 'source' (URIs of JSONL files)"
+            )
+        self.batch_id = batch_id
+        self.requests = requests
+        self.source = source
+        self.source_conn_id = source_conn_id
+        self.xai_conn_id = xai_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with connected_hook(self.xai_conn_id) as hook:
+            added = add_from_input(
+                hook,
+                self.batch_id,
+                requests=self.requests,
+                source=self.source,
+                source_conn_id=self.source_conn_id,
+                source_label=xcom_source_label(context),
+                log=self.log,
+            )
+        return {"batch_id": self.batch_id, "added": added}
+
+
+class XAICancelBatchOperator(BaseOperator):
+    """Cancel a batch; returns the batch as a JSON dict (pushed to XCom), with its derived ``status``.
+
+    Requests already finished keep their results; cancelling an already cancelled or finished
+    batch is harmless, so a retry is safe.
+
+    :param batch_id: the batch to cancel (templated).
+    :param xai_conn_id: the ``xai`` connection.
+
+    >>> cancel = XAICancelBatchOperator(task_id="cancel", batch_id=create.output)  # doctest: +SKIP
+    """
+
+    template_fields: Sequence[str] = ("batch_id",)
+    ui_color = "#f0d9d9"
+
+    def __init__(
+        self, *, batch_id: str, xai_conn_id: str = XAIBatchHook.default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.xai_conn_id = xai_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with connected_hook(self.xai_conn_id) as hook:
+            batch = hook.cancel_batch(self.batch_id)
+        self.log.info("cancelled batch %s (now %s)", batch.batch_id, batch.status)
+        return batch.to_xcom()
