@@ -27,8 +27,8 @@ install: $(VENV)/.installed
 install-oldest: $(VENV_OLD)/.installed
 
 lint: install
-	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags
-	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags
+	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags demo
+	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/mypy
 
 test-newest: install

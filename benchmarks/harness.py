@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import re
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +25,23 @@ API_KEY = "bench-key"
 @contextlib.contextmanager
 def emulator_process(*args: str) -> Iterator[str]:
     """Start ``xai-batch-emulator`` on a free loopback port in its own process; yield its URL."""
-    command = [sys.executable, "-m", "airflow_provider_xai_batch.emulator", "--port", "0", "--api-key", API_KEY, *args]
+    with running_emulator(*args) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def running_emulator(*args: str) -> Iterator[tuple[str, psutil.Process]]:
+    """Like :func:`emulator_process`, also yielding the process, to read its CPU time and RSS."""
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_xai_batch.emulator",
+        "--port",
+        "0",
+        "--api-key",
+        API_KEY,
+        *args,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
@@ -29,13 +49,61 @@ def emulator_process(*args: str) -> Iterator[str]:
         match = re.search(r"(http://\S+)", line)
         if not match:
             raise RuntimeError(f"emulator did not start: {line!r}")
-        yield match.group(1)
+        yield match.group(1), psutil.Process(process.pid)
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU time a process has used so far."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def airflow_environment() -> None:
+    """Point Airflow at a throw-away home, so a benchmark neither reads nor writes ``~/airflow``.
+
+    Child processes inherit it; set before anything imports Airflow.
+    """
+    if "AIRFLOW_HOME" not in os.environ:
+        os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="xai-batch-bench-airflow-")
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def _child_main(target: Any, args: tuple[Any, ...], queue: Any) -> None:
+    try:
+        target(*args, queue)
+    except BaseException:
+        queue.put({"error": traceback.format_exc()})
+        raise
+
+
+def in_child(target: Any, *args: Any, timeout: float = 3600.0) -> dict[str, Any]:
+    """Run ``target(*args, queue)`` in a fresh interpreter; return the dict it puts on ``queue``.
+
+    A fresh process per side means each side's peak RSS, imports and heap are its own.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child_main, args=(target, args, queue))
+    process.start()
+    try:
+        result: dict[str, Any] = queue.get(timeout=timeout)
+    finally:
+        process.join(timeout=60)
+        if process.is_alive():
+            process.kill()
+    if "error" in result:
+        raise RuntimeError(f"{getattr(target, '__name__', target)} failed in its process:\n{result['error']}")
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 class PeakRSS:
@@ -104,7 +172,9 @@ def format_table(rows: list[Row]) -> str:
             )
         )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    rendered = [" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) for line in lines]
+    rendered = [
+        " | ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines
+    ]
     rendered.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(rendered)
 

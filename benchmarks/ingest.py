@@ -26,9 +26,17 @@ def write_input(path: Path, count: int) -> int:
     """``count`` JSONL lines of about 500 bytes each; returns the file size."""
     with path.open("w") as out:
         for i in range(count):
-            text = (PROMPT + f"Review {i}: " + "the fabric is soft and the colour true to the photos. " * 4)[:380]
-            line = {"custom_id": f"row-{i:08d}", "body": {"model": "grok-4.3", "max_tokens": 16,
-                                                          "messages": [{"role": "user", "content": text}]}}
+            text = (PROMPT + f"Review {i}: " + "the fabric is soft and the colour true to the photos. " * 4)[
+                :380
+            ]
+            line = {
+                "custom_id": f"row-{i:08d}",
+                "body": {
+                    "model": "grok-4.3",
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": text}],
+                },
+            }
             out.write(json.dumps(line) + "\n")
     return path.stat().st_size
 
@@ -92,14 +100,52 @@ def run(counts: list[int], workdir: Path) -> list[Row]:
         assert baseline["stored"] == count, baseline
         peaks[count] = ours["peak_mb"]
         rate, base_rate = count / ours["seconds"], count / baseline["seconds"]
-        rows.append(Row("ingest", f"requests/s ({count:,})", rate, base_rate, "req/s", ">= 0.8x", rate >= 0.8 * base_rate))
-        rows.append(Row("ingest", f"MB/s ({count:,})", size / 1e6 / ours["seconds"], size / 1e6 / baseline["seconds"], "MB/s"))
-        rows.append(Row("ingest", f"peak RSS ({count:,})", ours["peak_mb"], None, "MB", "< 300 MB", ours["peak_mb"] < 300))
+        rows.append(
+            Row(
+                "ingest",
+                f"requests/s ({count:,})",
+                rate,
+                base_rate,
+                "req/s",
+                ">= 0.8x",
+                rate >= 0.8 * base_rate,
+            )
+        )
+        rows.append(
+            Row(
+                "ingest",
+                f"MB/s ({count:,})",
+                size / 1e6 / ours["seconds"],
+                size / 1e6 / baseline["seconds"],
+                "MB/s",
+            )
+        )
+        rows.append(
+            Row(
+                "ingest",
+                f"peak RSS ({count:,})",
+                ours["peak_mb"],
+                None,
+                "MB",
+                "< 300 MB",
+                ours["peak_mb"] < 300,
+            )
+        )
         path.unlink()
     if len(peaks) > 1:
         small, large = min(peaks), max(peaks)
         growth = peaks[large] - peaks[small]
-        rows.append(Row("ingest", f"RSS growth {small:,} -> {large:,}", growth, None, "MB", "flat (< 50 MB)", growth < 50))
+        rows.append(
+            Row(
+                "ingest",
+                f"RSS growth {small:,} -> {large:,}",
+                growth,
+                None,
+                "MB",
+                "flat (< 50 MB)",
+                growth < 50,
+            )
+        )
     return rows
 
 

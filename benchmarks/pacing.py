@@ -38,7 +38,10 @@ def run(limit: int = 50, window: float = 5.0, windows: int = 5) -> list[Row]:
             with XAIBatchClient(API_KEY, base_url=url, limits=limits) as client:
                 batch = client.create_batch("pacing")
                 requests = (
-                    {"custom_id": f"p{i}", "body": {"model": "grok-4.3", "messages": [{"role": "user", "content": "x"}]}}
+                    {
+                        "custom_id": f"p{i}",
+                        "body": {"model": "grok-4.3", "messages": [{"role": "user", "content": "x"}]},
+                    }
                     for i in range(calls)
                 )
                 client.add_requests(batch.batch_id, requests)
@@ -50,9 +53,25 @@ def run(limit: int = 50, window: float = 5.0, windows: int = 5) -> list[Row]:
     allowed = limit / window
     achieved = (calls - limit) / (starts[-1] - starts[0])
     return [
-        Row("pacing", f"add calls/s ({limit} per {window:g} s)", achieved, allowed, "calls/s", ">= 0.9x", achieved >= 0.9 * allowed),
-        Row("pacing", "429s per call", throttled / max(received, 1), None, "", "<= 0.01", throttled / max(received, 1) <= 0.01,
-            notes={"calls": received, "429": throttled}),
+        Row(
+            "pacing",
+            f"add calls/s ({limit} per {window:g} s)",
+            achieved,
+            allowed,
+            "calls/s",
+            ">= 0.9x",
+            achieved >= 0.9 * allowed,
+        ),
+        Row(
+            "pacing",
+            "429s per call",
+            throttled / max(received, 1),
+            None,
+            "",
+            "<= 0.01",
+            throttled / max(received, 1) <= 0.01,
+            notes={"calls": received, "429": throttled},
+        ),
     ]
 
 

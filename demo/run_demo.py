@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +32,16 @@ EMULATOR_KEY = "demo-key"
 REQUESTS_PER_FILE = 120
 REAL_SERVICE = "https://api.x.ai"
 
-TOPICS = ["a delayed parcel", "a broken kettle", "a great hotel stay", "an app that keeps crashing",
-          "a helpful support call", "a noisy neighbour", "a perfect birthday cake", "a late train"]
+TOPICS = [
+    "a delayed parcel",
+    "a broken kettle",
+    "a great hotel stay",
+    "an app that keeps crashing",
+    "a helpful support call",
+    "a noisy neighbour",
+    "a perfect birthday cake",
+    "a late train",
+]
 
 
 def say(message: str) -> None:
@@ -55,11 +62,19 @@ def write_inputs(folder: Path, model: str) -> int:
                     "messages": [{"role": "user", "content": f"Write a one-sentence review about {topic}."}],
                 }
                 if line % 3 == 0:  # the JSONL/OpenAI shape
-                    row = {"custom_id": f"p{part}-{line:04d}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+                    row = {
+                        "custom_id": f"p{part}-{line:04d}",
+                        "method": "POST",
+                        "url": "/v1/chat/completions",
+                        "body": body,
+                    }
                 elif line % 3 == 1:  # the short shape, with no id: one is derived from file and line
                     row = {"body": body}
                 else:  # the native shape
-                    row = {"batch_request_id": f"p{part}-{line:04d}", "batch_request": {"chat_get_completion": body}}
+                    row = {
+                        "batch_request_id": f"p{part}-{line:04d}",
+                        "batch_request": {"chat_get_completion": body},
+                    }
                 out.write(json.dumps(row) + "\n")
                 count += 1
     return count
@@ -67,8 +82,21 @@ def write_inputs(folder: Path, model: str) -> int:
 
 @contextlib.contextmanager
 def emulator() -> Iterator[str]:
-    command = [sys.executable, "-m", "airflow_provider_xai_batch.emulator", "--host", "127.0.0.1", "--port", "0",
-               "--api-key", EMULATOR_KEY, "--processing-rate", "25", "--error-rate", "0.03"]
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_xai_batch.emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-key",
+        EMULATOR_KEY,
+        "--processing-rate",
+        "25",
+        "--error-rate",
+        "0.03",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
@@ -89,7 +117,9 @@ def watch_progress(base_url: str, api_key: str, stop: threading.Event) -> None:
     last = ""
     while not stop.wait(3):
         try:
-            batches = httpx.get(f"{base_url}/v1/batches", params={"limit": 1}, headers=headers, timeout=10).json()
+            batches = httpx.get(
+                f"{base_url}/v1/batches", params={"limit": 1}, headers=headers, timeout=10
+            ).json()
         except httpx.HTTPError:
             continue
         if not batches.get("batches"):
@@ -106,14 +136,18 @@ def watch_progress(base_url: str, api_key: str, stop: threading.Event) -> None:
 
 def run_dag(env: dict[str, str], base_url: str, api_key: str) -> None:
     airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     stop = threading.Event()
     watcher = threading.Thread(target=watch_progress, args=(base_url, api_key, stop), daemon=True)
     watcher.start()
     log_path = OUTPUT / "airflow-dags-test.log"
     try:
         with log_path.open("w") as log:
-            result = subprocess.run([*airflow, "dags", "test", DAG_ID], env=env, stdout=log, stderr=subprocess.STDOUT)
+            result = subprocess.run(
+                [*airflow, "dags", "test", DAG_ID], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
     finally:
         stop.set()
         watcher.join()
@@ -148,7 +182,9 @@ def main() -> int:
         else:
             with emulator() as url:
                 say(f"emulator listening on {url} (processing 25 requests/s, 3% random failures)")
-                env["AIRFLOW_CONN_XAI_DEFAULT"] = json.dumps({"conn_type": "xai", "password": EMULATOR_KEY, "host": url})
+                env["AIRFLOW_CONN_XAI_DEFAULT"] = json.dumps(
+                    {"conn_type": "xai", "password": EMULATOR_KEY, "host": url}
+                )
                 env.pop("XAI_API_KEY", None)
                 say(f"running {DAG_ID} with 'airflow dags test' (deferrable wait, polling every 2 s)")
                 run_dag(env, url, EMULATOR_KEY)
@@ -157,9 +193,13 @@ def main() -> int:
     manifest = json.loads((OUTPUT / "results" / "manifest.json").read_text())
     say("done")
     print(f"    batch:      {manifest['batch_id']}")
-    print(f"    requests:   {manifest['total']} ({manifest['succeeded']} succeeded, {manifest['failed']} failed, "
-          f"{manifest['cancelled']} cancelled)")
-    print(f"    cost:       {manifest['cost_usd_ticks']:,} ticks = {manifest['cost_usd_ticks'] / 1e10:.6f} USD")
+    print(
+        f"    requests:   {manifest['total']} ({manifest['succeeded']} succeeded, {manifest['failed']} failed, "
+        f"{manifest['cancelled']} cancelled)"
+    )
+    print(
+        f"    cost:       {manifest['cost_usd_ticks']:,} ticks = {manifest['cost_usd_ticks'] / 1e10:.6f} USD"
+    )
     for kind, uri in manifest["files"].items():
         print(f"    {kind + ':':<11} {uri}")
     print(f"    manifest:   {OUTPUT / 'results' / 'manifest.json'}")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from xai_test_support import run_dag_file
 
-SOURCE = '''
+SOURCE = """
 import pendulum
 from airflow.sdk import DAG, task
 with DAG("smoke", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
@@ -10,7 +10,7 @@ with DAG("smoke", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as da
     def hello():
         return 3
     hello()
-'''
+"""
 
 
 def test_dag_runs(dags_folder):
