@@ -1,4 +1,7 @@
-"""Operators that create a batch, add requests to it and cancel it, one step per task."""
+"""Operators that create a batch, add requests to it and cancel it, one step per task.
+
+``XAIBatchOperator`` (all of it in one task) lives in :mod:`.one_task` and is importable from here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,16 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sources import add_from_input, xcom_source_label
+
+__all__ = [
+    "XAIAddBatchRequestsOperator",
+    "XAIBatchOperator",
+    "XAICancelBatchOperator",
+    "XAICreateBatchOperator",
+    "connected_hook",
+]
 
 
 @contextmanager

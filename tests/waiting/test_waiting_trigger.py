@@ -1,0 +1,269 @@
+"""XAIBatchTrigger driven directly under asyncio against the emulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from waiting_support import connection_env, jsonl_line, seed_batch, seed_file_batch
+
+from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.triggers.batch import SharedClients, XAIBatchTrigger, transient_backoff
+
+FAST = 0.05  # seconds between polls in these tests
+
+
+def run_trigger(trigger: XAIBatchTrigger, limit: float = 30.0) -> list[dict[str, Any]]:
+    """Drain ``trigger.run()`` completely (as the triggerer would) and return every payload."""
+
+    async def drain() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(drain(), limit))
+
+
+@pytest.fixture
+def conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    # No retries inside the client, so injected faults reach the trigger's own tolerance.
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_WAIT", connection_env(emulator, max_retries=0))
+    # The first lookup of a connection in a process loads much of Airflow; keep it out of timings.
+    asyncio.run(_warm_up("xai_wait"))
+    return "xai_wait"
+
+
+async def _warm_up(conn_id: str) -> None:
+    client = await XAIBatchHook(xai_conn_id=conn_id).get_async_conn()
+    await client.aclose()
+
+
+def test_processing_batch_completes_with_one_event(emulator: Any, conn: str) -> None:
+    emulator.config.update({"processing_rate": 10})
+    batch_id = seed_batch(emulator, requests=5)
+    started = time.monotonic()
+
+    events = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST))
+
+    assert len(events) == 1
+    [event] = events
+    assert set(event) == {"status", "batch_id", "batch_status", "batch", "message"}
+    assert (event["status"], event["batch_id"], event["batch_status"]) == ("success", batch_id, "completed")
+    assert event["batch"]["state"]["num_success"] == 5
+    assert event["batch"]["status"] == "completed"
+    assert time.monotonic() - started >= 0.3  # it really waited for processing
+    assert emulator.calls("get_batch") >= 3
+    assert emulator.calls("list_results") == 0  # never downloads results
+    json.dumps(event)  # the payload is JSON-safe
+
+
+def test_file_batch_rejected_by_xai_reports_its_message(emulator: Any, conn: str) -> None:
+    batch_id = seed_file_batch(emulator, [jsonl_line("ok-1"), "{not json"])
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST))
+
+    assert (event["status"], event["batch_status"]) == ("success", "failed")
+    assert "JSONL file validation failed: line 2" in event["message"]
+    assert event["batch"]["cancel_by_xai_message"].startswith("JSONL file validation failed")
+
+
+def test_cancelled_batch_ends_the_wait(emulator: Any, conn: str) -> None:
+    emulator.config.update({"processing_rate": 0.5})
+    batch_id = seed_batch(emulator, requests=20)
+
+    async def cancel_soon() -> dict[str, Any]:
+        trigger = XAIBatchTrigger(batch_id, conn, poll_interval=FAST)
+        waiting = asyncio.ensure_future(trigger.wait())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        emulator.service.cancel_batch(batch_id)
+        return await asyncio.wait_for(waiting, 10)
+
+    event = asyncio.run(cancel_soon())
+    assert (event["status"], event["batch_status"]) == ("success", "cancelled")
+    assert event["batch"]["cancel_time"] is not None
+
+
+def test_deadline_yields_timeout_with_last_known_batch(emulator: Any, conn: str) -> None:
+    emulator.config.update({"processing_rate": 0.1})
+    batch_id = seed_batch(emulator, requests=50)
+    started = time.monotonic()
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=10.0, end_time=time.time() + 0.5))
+
+    elapsed = time.monotonic() - started
+    assert (event["status"], event["batch_status"]) == ("timeout", "processing")
+    assert event["batch"]["state"]["num_pending"] > 0
+    # Sleeps are cut at the deadline instead of waiting a whole 10 s poll interval.
+    assert 0.4 <= elapsed < 3.0
+
+
+def test_deadline_already_past_still_polls_once(emulator: Any, conn: str) -> None:
+    batch_id = seed_batch(emulator, requests=2)  # processing_rate 0: completed at once
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST, end_time=time.time() - 5))
+
+    assert (event["status"], event["batch_status"]) == ("success", "completed")
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_transient_poll_errors_are_survived(emulator: Any, conn: str, status: int) -> None:
+    batch_id = seed_batch(emulator, requests=2)
+    emulator.faults.inject("get_batch", status=status, count=3)
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST, max_transient_errors=3))
+
+    assert (event["status"], event["batch_status"]) == ("success", "completed")
+    assert emulator.answers(status, "get_batch") == 3
+
+
+def test_too_many_transient_errors_end_with_an_error(emulator: Any, conn: str) -> None:
+    batch_id = seed_batch(emulator, requests=2)
+    emulator.faults.inject("get_batch", status=503, count=10)
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST, max_transient_errors=2))
+
+    assert event["status"] == "error"
+    assert event["batch_id"] == batch_id
+    assert emulator.answers(503, "get_batch") == 3  # the first try plus two tolerated
+    assert "3 times in a row" in event["message"]
+
+
+def test_unknown_batch_is_a_permanent_error_without_retrying(emulator: Any, conn: str) -> None:
+    [event] = run_trigger(XAIBatchTrigger("batch_does_not_exist", conn, poll_interval=FAST))
+
+    assert event["status"] == "error"
+    assert (event["batch_status"], event["batch"]) == (None, None)
+    assert "404" in event["message"]
+    assert emulator.calls("get_batch") == 1
+
+
+def test_wrong_key_is_a_permanent_error_and_never_shown(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = seed_batch(emulator, requests=1)
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_BAD", connection_env(emulator, api_key="xai-wrong-key-987"))
+
+    [event] = run_trigger(XAIBatchTrigger(batch_id, "xai_bad", poll_interval=FAST))
+
+    assert event["status"] == "error"
+    assert "xai-wrong-key-987" not in json.dumps(event)
+    assert emulator.calls("get_batch") == 2  # one more try after reading the connection again
+
+
+def test_a_key_rotated_during_the_wait_is_picked_up(
+    emulator: Any, conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.config.update({"processing_rate": 5})
+    batch_id = seed_batch(emulator, requests=5)
+
+    async def rotate_midway() -> dict[str, Any]:
+        waiting = asyncio.ensure_future(XAIBatchTrigger(batch_id, conn, poll_interval=FAST).wait())
+        await asyncio.sleep(0.2)
+        emulator.config.update({"api_key": "xai-rotated-key-456"})
+        monkeypatch.setenv("AIRFLOW_CONN_XAI_WAIT", connection_env(emulator, max_retries=0))
+        return await asyncio.wait_for(waiting, 10)
+
+    event = asyncio.run(rotate_midway())
+    assert (event["status"], event["batch_status"]) == ("success", "completed")
+    assert emulator.answers(400, "get_batch") == 1
+
+
+def test_missing_connection_is_an_error_event(emulator: Any) -> None:
+    [event] = run_trigger(XAIBatchTrigger("batch_1", "xai_nowhere", poll_interval=FAST))
+
+    assert event["status"] == "error"
+    assert "xai_nowhere" in event["message"]
+
+
+def test_serialize_round_trip_holds_no_secret(emulator: Any, conn: str) -> None:
+    trigger = XAIBatchTrigger(
+        "batch_42",
+        conn,
+        poll_interval=7,
+        end_time=1_800_000_000.5,
+        cancel_on_kill=True,
+        max_transient_errors=4,
+    )
+    classpath, kwargs = trigger.serialize()
+
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(__import__(module, fromlist=[name]), name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs == {
+        "batch_id": "batch_42",
+        "xai_conn_id": conn,
+        "poll_interval": 7.0,
+        "end_time": 1_800_000_000.5,
+        "cancel_on_kill": True,
+        "max_transient_errors": 4,
+    }
+    assert all(isinstance(value, (str, int, float, bool)) for value in kwargs.values())
+    text = json.dumps(kwargs) + repr(trigger)
+    assert emulator.config.api_key not in text
+    assert emulator.url not in text
+
+
+def test_on_kill_cancels_only_when_asked(emulator: Any, conn: str) -> None:
+    emulator.config.update({"processing_rate": 0.5})
+    kept = seed_batch(emulator, requests=20, name="kept")
+    killed = seed_batch(emulator, requests=20, name="killed")
+
+    asyncio.run(XAIBatchTrigger(kept, conn, cancel_on_kill=False).on_kill())
+    asyncio.run(XAIBatchTrigger(killed, conn, cancel_on_kill=True).on_kill())
+
+    assert emulator.service.get_batch(kept)["cancel_time"] is None
+    assert emulator.service.get_batch(killed)["cancel_time"] is not None
+    assert emulator.calls("cancel_batch") == 1
+
+
+def test_on_kill_leaves_a_finished_batch_alone(emulator: Any, conn: str) -> None:
+    batch_id = seed_batch(emulator, requests=2)  # completed at once
+
+    asyncio.run(XAIBatchTrigger(batch_id, conn, cancel_on_kill=True).on_kill())
+
+    assert emulator.calls("cancel_batch") == 0
+    assert emulator.service.get_batch(batch_id)["cancel_time"] is None
+
+
+def test_backoff_grows_from_the_poll_interval_and_is_capped() -> None:
+    exact = [transient_backoff(10, n, cap=100, jitter=lambda d: d) for n in range(1, 7)]
+    assert exact == [10, 20, 40, 80, 100, 100]
+    assert transient_backoff(900, 3, cap=100, jitter=lambda d: d) == 900  # never below the interval's cap
+    assert all(10 <= transient_backoff(10, 1) <= 11 for _ in range(50))
+
+
+def test_invalid_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="poll_interval"):
+        XAIBatchTrigger("batch_1", poll_interval=0)
+    with pytest.raises(ValueError, match="max_transient_errors"):
+        XAIBatchTrigger("batch_1", max_transient_errors=-1)
+
+
+def test_waits_share_a_few_clients_and_the_last_user_closes_each() -> None:
+    built: list[Any] = []
+
+    class FakeClient:
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    async def factory() -> Any:
+        built.append(FakeClient())
+        return built[-1]
+
+    async def scenario() -> None:
+        pool = SharedClients(waits_per_client=8)
+        leases = [await pool.acquire("xai_default", factory) for _ in range(9)]
+        assert len(built) == 2 and leases[0].client is leases[7].client is built[0]
+        renewed = await pool.acquire("xai_default", factory, replacing=leases[0])
+        assert renewed.client is built[2]  # clients built before an authentication failure are retired
+        again = await pool.acquire("xai_default", factory, replacing=leases[8])
+        assert again.client is built[2]  # someone already read the connection again
+        for lease in [*leases, renewed, again]:
+            await pool.release("xai_default", lease)
+        assert all(client.closed for client in built)
+
+    asyncio.run(scenario())
