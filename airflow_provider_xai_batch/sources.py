@@ -228,6 +228,14 @@ def _file_at(pattern_path: Any, uri: str, conn_id: str | None) -> InputFile:
     return InputFile(uri, ObjectStoragePath(uri, conn_id=storage_conn))
 
 
+def require_one_input(requests: Any, source: Any, owner: str) -> None:
+    """Refuse, when a task is defined, anything but exactly one of ``requests`` and ``source``."""
+    if (requests is None) == (source is None):
+        raise ValueError(
+            f"{owner}: give exactly one of 'requests' (a list of request objects) or 'source' (URIs of JSONL files)"
+        )
+
+
 def resolve_input(
     *,
     requests: Any = None,

@@ -14,7 +14,13 @@ from typing import IO, Any
 import httpx
 
 from airflow_provider_xai_batch.client import protocol
-from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, find_named, log
+from airflow_provider_xai_batch.client.base import (
+    AmbiguousOutcomeError,
+    ClientCore,
+    find_named,
+    log,
+    upload_call,
+)
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
 from airflow_provider_xai_batch.client.protocol import ApiCall
 
@@ -161,14 +167,7 @@ class AsyncXAIBatchClient(ClientCore):
                     filename=filename or os.path.basename(os.fspath(file)),
                     expires_after=expires_after,
                 )
-        name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
-        data = {"expires_after": str(expires_after)} if expires_after is not None else {}
-        seekable = file.seekable() if hasattr(file, "seekable") else False
-        start = file.tell() if seekable else 0
-        call = ApiCall("POST", "/v1/files", resend_safe=seekable)
-        extra: dict[str, Any] = {"data": data, "files": {"file": (name, file, "application/jsonl")}}
-        if seekable:
-            extra["rewind"] = lambda: file.seek(start)
+        call, extra = upload_call(file, filename, expires_after)
         return UploadedFile.model_validate(await self._call_json(call, **extra))
 
     async def get_file(self, file_id: str) -> UploadedFile:

@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -214,7 +214,9 @@ class ClientCore:
             check_request_size(request, encoded, limit, source=source, position=f"item {index}")
             yield request["batch_request_id"], encoded
 
-    def _add_calls(self, batch_id: str, requests: Iterable[Any], source: str) -> Iterator[tuple[ApiCall, int]]:
+    def _add_calls(
+        self, batch_id: str, requests: Iterable[Any], source: str
+    ) -> Iterator[tuple[ApiCall, int]]:
         packed = protocol.pack_add_calls(
             self._encoded_requests(requests, source),
             max_body_bytes=self.limits.max_add_call_bytes,
@@ -222,6 +224,24 @@ class ClientCore:
         )
         # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
         return map(lambda call: (protocol.add_requests_call(batch_id, call), call.count), packed)
+
+
+def upload_call(
+    file: IO[bytes], filename: str | None, expires_after: int | None
+) -> tuple[ApiCall, dict[str, Any]]:
+    """The multipart upload of an open binary file: the call and the httpx arguments to send it with.
+
+    httpx writes form fields before files, as the service requires for ``expires_after``. A
+    seekable file is rewound before each attempt, so the upload may be retried; others may not.
+    """
+    name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
+    data = {"expires_after": str(expires_after)} if expires_after is not None else {}
+    seekable = file.seekable() if hasattr(file, "seekable") else False
+    start = file.tell() if seekable else 0
+    extra: dict[str, Any] = {"data": data, "files": {"file": (name, file, "application/jsonl")}}
+    if seekable:
+        extra["rewind"] = lambda: file.seek(start)
+    return ApiCall("POST", "/v1/files", resend_safe=seekable), extra
 
 
 def find_named(batches: Iterable[Any], name: str) -> Any:

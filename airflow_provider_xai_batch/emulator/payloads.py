@@ -43,7 +43,8 @@ RESULT_KEYS: dict[str, str] = {
     "video_extension": "video_generation",
 }
 
-# JSONL lines name the REST endpoint; each maps onto one kind.
+# JSONL lines name the REST endpoint; each maps onto one kind. Written out here rather than taken
+# from the client, so that the stand-in checks the client instead of sharing its mistakes.
 URL_KINDS: dict[str, str] = {
     "/v1/chat/completions": "chat_get_completion",
     "/v1/responses": "responses",

@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
-from airflow_provider_xai_batch.sources import add_from_input, xcom_source_label
+from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
 
 __all__ = [
     "XAIAddBatchRequestsOperator",
@@ -122,11 +122,7 @@ class XAIAddBatchRequestsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (requests is None) == (source is None):
-            raise ValueError(
-                f"{type(self).__name__}: give exactly one of 'requests' (a list of request objects) "
-                "or 'source' (URIs of JSONL files)"
-            )
+        require_one_input(requests, source, type(self).__name__)
         self.batch_id = batch_id
         self.requests = requests
         self.source = source

@@ -19,7 +19,7 @@ from airflow_provider_xai_batch.sensors.batch import (
     event_outcome,
     outcome_of,
 )
-from airflow_provider_xai_batch.sources import add_from_input, xcom_source_label
+from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
 from airflow_provider_xai_batch.triggers.batch import (
     DEFAULT_MAX_TRANSIENT_ERRORS,
     TRANSIENT_ERRORS,
@@ -107,11 +107,7 @@ class XAIBatchOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (requests is None) == (source is None):
-            raise ValueError(
-                f"{type(self).__name__}: give exactly one of 'requests' (a list of request objects) "
-                "or 'source' (URIs of JSONL files)"
-            )
+        require_one_input(requests, source, type(self).__name__)
         if output_path is not None and not wait_for_completion:
             raise ValueError(f"{type(self).__name__}: output_path needs wait_for_completion=True")
         if poll_interval <= 0:
