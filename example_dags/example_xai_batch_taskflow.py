@@ -75,7 +75,8 @@ with DAG(
         """Read the manifest and the succeeded file, and print what a reviewer would want to see."""
         answers: dict[str, str] = {}
         with ObjectStoragePath(manifest["files"]["succeeded"]).open("r") as lines:
-            for line in lines:
+            # readline rather than plain iteration: Airflow 3.0's tracked file objects cannot iterate.
+            for line in iter(lines.readline, ""):
                 row = json.loads(line)
                 choices = row["response"].get("choices") or [{}]
                 answers[row["batch_request_id"]] = (choices[0].get("message") or {}).get("content", "")

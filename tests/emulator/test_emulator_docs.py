@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import logging
 import subprocess
 import sys
 
@@ -28,7 +29,13 @@ MODULES = [
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(f"airflow_provider_xai_batch.emulator.{name}")
-    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    # Once Airflow is imported (by other tests) its logging prints httpx's request lines to stdout,
+    # which doctest would read as the examples' output.
+    logging.disable(logging.INFO)
+    try:
+        failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    finally:
+        logging.disable(logging.NOTSET)
     assert failures == 0
 
 
