@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from queue import Empty
 from typing import Any
 
 import psutil
@@ -91,8 +92,21 @@ def in_child(target: Any, *args: Any, timeout: float = 3600.0) -> dict[str, Any]
     queue = context.Queue()
     process = context.Process(target=_child_main, args=(target, args, queue))
     process.start()
+    deadline = time.monotonic() + timeout
     try:
-        result: dict[str, Any] = queue.get(timeout=timeout)
+        while True:
+            try:
+                result: dict[str, Any] = queue.get(timeout=1.0)
+                break
+            except Empty:
+                if not process.is_alive():
+                    raise RuntimeError(
+                        f"{getattr(target, '__name__', target)} exited ({process.exitcode}) without a result"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{getattr(target, '__name__', target)} took over {timeout:.0f}s"
+                    ) from None
     finally:
         process.join(timeout=60)
         if process.is_alive():
@@ -153,7 +167,7 @@ class Row:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.ours / self.baseline  # type: ignore[operator]
+        return self.ours / self.baseline
 
 
 def format_table(rows: list[Row]) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import tempfile
 import time
@@ -17,27 +16,23 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import API_KEY, PeakRSS, Row, emulator_process
+from benchmarks.harness import API_KEY, PeakRSS, Row, emulator_process, in_child, median
 
 PROMPT = "Classify the sentiment of this product review as positive, negative or neutral. "
+
+
+def request_line(i: int) -> dict[str, Any]:
+    """Request ``i`` of the input: a chat request of about 500 bytes as JSON."""
+    text = (PROMPT + f"Review {i}: " + "the fabric is soft and the colour true to the photos. " * 4)[:380]
+    body = {"model": "grok-4.3", "max_tokens": 16, "messages": [{"role": "user", "content": text}]}
+    return {"custom_id": f"row-{i:08d}", "body": body}
 
 
 def write_input(path: Path, count: int) -> int:
     """``count`` JSONL lines of about 500 bytes each; returns the file size."""
     with path.open("w") as out:
         for i in range(count):
-            text = (PROMPT + f"Review {i}: " + "the fabric is soft and the colour true to the photos. " * 4)[
-                :380
-            ]
-            line = {
-                "custom_id": f"row-{i:08d}",
-                "body": {
-                    "model": "grok-4.3",
-                    "max_tokens": 16,
-                    "messages": [{"role": "user", "content": text}],
-                },
-            }
-            out.write(json.dumps(line) + "\n")
+            out.write(json.dumps(request_line(i)) + "\n")
     return path.stat().st_size
 
 
@@ -74,30 +69,31 @@ def _baseline(url: str, path: str, queue: Any) -> None:
     queue.put({"stored": stored, "seconds": elapsed, "peak_mb": rss.peak_mb, "calls": len(bodies)})
 
 
-def _in_child(target: Any, *args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result: dict[str, Any] = queue.get()
-    process.join()
-    return result
-
-
-def run(counts: list[int], workdir: Path) -> list[Row]:
+def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
+    """Each count ``repeats`` times per side, alternating which goes first; medians reported."""
     rows: list[Row] = []
     flags = ("--add-rate-limit", "0", "--create-rate-limit", "0")
     peaks: dict[int, float] = {}
     for count in counts:
         path = workdir / f"ingest-{count}.jsonl"
         size = write_input(path, count)
-        # A fresh emulator for each side, so neither pays for what the other left in it.
-        with emulator_process(*flags) as url:
-            baseline = _in_child(_baseline, url, str(path))
-        with emulator_process(*flags) as url:
-            ours = _in_child(_ours, url, str(path))
-        assert ours["stored"] == ours["added"] == count, ours
-        assert baseline["stored"] == count, baseline
+        ours_runs: list[dict[str, Any]] = []
+        base_runs: list[dict[str, Any]] = []
+        for attempt in range(repeats):
+            order = [(_baseline, base_runs), (_ours, ours_runs)]
+            for target, into in order if attempt % 2 == 0 else reversed(order):
+                # A fresh emulator for each side, so neither pays for what the other left in it.
+                with emulator_process(*flags) as url:
+                    into.append(in_child(target, url, str(path)))
+        for ours in ours_runs:
+            assert ours["stored"] == ours["added"] == count, ours
+        for baseline in base_runs:
+            assert baseline["stored"] == count, baseline
+        ours = {
+            "seconds": median([r["seconds"] for r in ours_runs]),
+            "peak_mb": max(r["peak_mb"] for r in ours_runs),
+        }
+        baseline = {"seconds": median([r["seconds"] for r in base_runs])}
         peaks[count] = ours["peak_mb"]
         rate, base_rate = count / ours["seconds"], count / baseline["seconds"]
         rows.append(

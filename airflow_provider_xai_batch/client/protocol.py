@@ -183,25 +183,34 @@ def pack_add_calls(
     *,
     max_body_bytes: int,
     max_requests: int | None = None,
+    first_body_bytes: int | None = None,
 ) -> Iterator[AddCall]:
     """Pack encoded requests ``(id, json_bytes)`` into add-call bodies of at most ``max_body_bytes``.
 
     Order is kept, nothing is dropped, and only one call's worth of requests is held at a time.
     A request too large to fit any call raises ``ValueError`` (inputs are size-checked before this).
+    With ``first_body_bytes``, the first call is at most that big and each later one may be twice
+    the one before, up to ``max_body_bytes``: a sender that packs the next call while this one is
+    on its way starts sending sooner (a request larger than the current step still gets a call).
 
     >>> calls = list(pack_add_calls([("a", b'{"x":1}'), ("b", b'{"y":2}')], max_body_bytes=40))
     >>> [(call.count, call.size, call.body) for call in calls]
     [(2, 36, b'{"batch_requests":[{"x":1},{"y":2}]}')]
+    >>> items = [(str(i), b'{"n":%d}' % i) for i in range(12)]
+    >>> [call.size for call in pack_add_calls(items, max_body_bytes=80, first_body_bytes=30)]
+    [28, 60, 70]
     """
     overhead = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
+    step = max_body_bytes if first_body_bytes is None else min(first_body_bytes, max_body_bytes)
     builder = _CallBuilder()
     for request_id, body in encoded:
         if overhead + len(body) > max_body_bytes:
             raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
-        full = builder.size + len(body) + 1 > max_body_bytes
+        full = builder.size + len(body) + 1 > step
         if builder.count and (full or (max_requests is not None and builder.count >= max_requests)):
             yield builder.build()
             builder = _CallBuilder()
+            step = min(step * 2, max_body_bytes)
         builder.add(request_id, body)
     if builder.count:
         yield builder.build()

@@ -34,6 +34,19 @@ class _PageToken(msgspec.Struct, gc=False):
 _TOKEN_DECODER = msgspec.json.Decoder(_PageToken)
 
 
+def _release(response: httpx.Response) -> bytes:
+    """The body of a read response, which is then freed as soon as it is dropped.
+
+    An httpx response sits in a reference cycle (its stream points back at it), so only the cyclic
+    garbage collector frees it. That collector seldom runs in an export, which builds few tracked
+    objects, and pages of results are hundreds of KB each: without this, bodies piled up and memory
+    grew with the size of the batch (about 40 MB per million results).
+    """
+    content = response.content
+    response.stream = httpx.ByteStream(b"")
+    return content
+
+
 class XAIBatchClient(ClientCore):
     """Synchronous client for xAI's Batch API.
 
@@ -190,6 +203,7 @@ class XAIBatchClient(ClientCore):
         while True:
             response = self._send(protocol.list_call(path, protocol.page_size(page_size), token))
             items, token = protocol.parse_page(self._page_json(response), "results")
+            _release(response)
             yield items
             if token is None:
                 return
@@ -206,7 +220,7 @@ class XAIBatchClient(ClientCore):
         while True:
             response = self._send(protocol.list_call(path, protocol.page_size(page_size), token))
             token = self._page_token(response)
-            yield response.content
+            yield _release(response)
             if token is None:
                 return
 
