@@ -197,3 +197,22 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - start
+
+
+def rss_growth_rows(benchmark: str, peaks: dict[int, float], limit_mb: float = 50) -> list[Row]:
+    """The flat-memory check: peak RSS at the largest count minus at the smallest (none for one count)."""
+    if len(peaks) < 2:
+        return []
+    small, large = min(peaks), max(peaks)
+    growth = peaks[large] - peaks[small]
+    return [
+        Row(
+            benchmark,
+            f"RSS growth {small:,} -> {large:,}",
+            growth,
+            None,
+            "MB",
+            f"flat (< {limit_mb:g} MB)",
+            growth < limit_mb,
+        )
+    ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.harness import API_KEY, PeakRSS, Row, emulator_process, in_child, median
+from benchmarks.harness import API_KEY, PeakRSS, Row, emulator_process, in_child, median, rss_growth_rows
 
 PROMPT = "Classify the sentiment of this product review as positive, negative or neutral. "
 
@@ -128,20 +128,7 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
             )
         )
         path.unlink()
-    if len(peaks) > 1:
-        small, large = min(peaks), max(peaks)
-        growth = peaks[large] - peaks[small]
-        rows.append(
-            Row(
-                "ingest",
-                f"RSS growth {small:,} -> {large:,}",
-                growth,
-                None,
-                "MB",
-                "flat (< 50 MB)",
-                growth < 50,
-            )
-        )
+    rows.extend(rss_growth_rows("ingest", peaks))
     return rows
 
 

@@ -32,6 +32,7 @@ from benchmarks.harness import (
     format_table,
     in_child,
     median,
+    rss_growth_rows,
 )
 
 PAGE_SIZE = 1000
@@ -195,20 +196,7 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
                     "MB",
                 )
             )
-    if len(peaks) > 1:
-        small, large = min(peaks), max(peaks)
-        growth = peaks[large] - peaks[small]
-        rows.append(
-            Row(
-                "results",
-                f"RSS growth {small:,} -> {large:,}",
-                growth,
-                None,
-                "MB",
-                "flat (< 50 MB)",
-                growth < 50,
-            )
-        )
+    rows.extend(rss_growth_rows("results", peaks))
     return rows
 
 
