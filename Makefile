@@ -30,6 +30,7 @@ lint: install
 	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file tests/mypy.ini
 
 test-newest: install
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
