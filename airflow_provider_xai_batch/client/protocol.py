@@ -7,11 +7,12 @@ run these decisions over ``httpx.Client`` and ``httpx.AsyncClient``.
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 DEFAULT_BASE_URL = "https://api.x.ai"
@@ -249,11 +250,30 @@ class AsyncBodyChunks:
 
 
 @dataclass(frozen=True)
+class FileUpload:
+    """A multipart upload of an open binary file, with its form fields.
+
+    ``start`` is where a seekable file was when the upload was planned (each attempt rewinds to
+    it); ``None`` for a file that cannot be rewound, which therefore cannot be sent twice.
+    """
+
+    file: IO[bytes]
+    filename: str
+    form: Mapping[str, str]
+    start: int | None
+
+    def rewind(self) -> None:
+        if self.start is not None:
+            self.file.seek(self.start)
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """A request to make: everything the transports need, nothing they must decide.
 
     ``resend_safe`` says whether sending it twice is harmless (reads, adds with deterministic ids,
-    cancel); ``pace`` names the rate limit it counts against.
+    cancel); ``pace`` names the rate limit it counts against; ``stream`` asks for the answer's body
+    to be read by the caller, piece by piece.
     """
 
     method: str
@@ -261,12 +281,19 @@ class ApiCall:
     params: Mapping[str, Any] | None = None
     json: Any = None
     content: bytes | BodyChunks | None = None
+    upload: FileUpload | None = None
     resend_safe: bool = True
     pace: str | None = None
+    stream: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.method} {self.path}"
+
+    def before_attempt(self) -> None:
+        """Make the call ready to be sent (again): an upload starts from its first byte."""
+        if self.upload is not None:
+            self.upload.rewind()
 
     def discard_body(self) -> None:
         """Free a large body once the call has succeeded or finally failed."""
@@ -299,6 +326,23 @@ def cancel_batch_call(batch_id: str) -> ApiCall:
 def add_requests_call(batch_id: str, call: AddCall) -> ApiCall:
     content = BodyChunks(call.chunks, call.size)
     return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}/requests", content=content, pace="add")
+
+
+def upload_file_call(file: IO[bytes], filename: str | None, expires_after: int | None) -> ApiCall:
+    """The multipart upload of an open binary file.
+
+    The form field comes before the file, as the service requires for ``expires_after``. A seekable
+    file is rewound before each attempt, so the upload may be retried; others may not.
+    """
+    name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
+    form = {"expires_after": str(expires_after)} if expires_after is not None else {}
+    seekable = file.seekable() if hasattr(file, "seekable") else False
+    upload = FileUpload(file, name, form, file.tell() if seekable else None)
+    return ApiCall("POST", "/v1/files", upload=upload, resend_safe=seekable)
+
+
+def file_content_call(file_id: str) -> ApiCall:
+    return ApiCall("GET", f"{file_path(file_id)}/content", stream=True)
 
 
 def list_call(path: str, limit: int, token: str | None) -> ApiCall:
