@@ -49,7 +49,7 @@ class AsyncXAIBatchClient(ClientCore):
 
     # -- the send loop and the plan runner -------------------------------------------------------
     async def _send(self, call: ApiCall) -> httpx.Response:
-        attempt = 0
+        attempt, started = 0, self._monotonic()
         while True:
             pause = self._pace_delay(call)
             if pause > 0:
@@ -60,7 +60,7 @@ class AsyncXAIBatchClient(ClientCore):
                 request = self._http.build_request(call.method, call.path, **kwargs)
                 response = await self._http.send(request, stream=call.stream)
             except httpx.TransportError as exc:
-                error, delay = self._retry_after_transport(call, attempt, exc)
+                error, delay = self._retry_after_transport(call, attempt, exc, started=started)
                 if delay is None:
                     raise error from None
             else:

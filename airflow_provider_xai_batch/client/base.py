@@ -7,6 +7,7 @@ the plan runner differ between :mod:`.sync` and :mod:`.aio` (``await`` or not), 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -29,21 +30,16 @@ from airflow_provider_xai_batch.client.errors import (
     scrub,
 )
 from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_requests
-from airflow_provider_xai_batch.client.protocol import (
-    ApiCall,
-    ClientLimits,
-    RetryPolicy,
-    SlidingWindowLimiter,
-)
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
+from airflow_provider_xai_batch.client.protocol import ApiCall
+from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
 
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 FIRST_ADD_CALL_BYTES = 1_000_000
 USER_AGENT = "airflow-provider-xai-batch"
-
-# Errors raised before a single byte reached the service: resending cannot duplicate anything.
-NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def shared_ssl_context() -> ssl.SSLContext:
@@ -116,6 +112,8 @@ class ClientCore:
         *,
         base_url: str = protocol.DEFAULT_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
+        conn_id: str | None = None,
         max_retries: int | None = None,
         limits: ClientLimits | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -128,8 +126,13 @@ class ClientCore:
         self._api_key = api_key
         self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = (
+            min(timeout, DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
+        )
+        self.conn_id = conn_id
         self.limits = limits or ClientLimits()
-        self.retry_policy = retry_policy or RetryPolicy()
+        # A copy: the caller's policy object may be shared by other clients.
+        self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy())
         if max_retries is not None:
             self.retry_policy.max_retries = max_retries
         self._monotonic = monotonic
@@ -147,10 +150,19 @@ class ClientCore:
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
+    @property
+    def origin(self) -> str:
+        """Where this client goes, as every error message names it: the base URL (and connection id).
+
+        >>> ClientCore("key", base_url="http://127.0.0.1:8787", conn_id="xai_default").origin
+        "http://127.0.0.1:8787, connection 'xai_default'"
+        """
+        return f"{self.base_url}, connection {self.conn_id!r}" if self.conn_id else self.base_url
+
     def _http_options(self) -> dict[str, Any]:
         return {
             "base_url": self.base_url,
-            "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "headers": {
                 "Authorization": f"Bearer {self._api_key}",
                 "User-Agent": USER_AGENT,
@@ -192,6 +204,7 @@ class ClientCore:
             response.content,
             retry_after=response.headers.get("Retry-After"),
             secret=self._api_key,
+            origin=self.origin,
         )
         retry_after = getattr(error, "retry_after", None)
         delay = self.retry_policy.retry_delay(
@@ -213,21 +226,33 @@ class ClientCore:
         return error, delay
 
     def _retry_after_transport(
-        self, call: ApiCall, attempt: int, exc: Exception
+        self, call: ApiCall, attempt: int, exc: Exception, *, started: float
     ) -> tuple[XAIConnectionError, float | None]:
+        """The error to raise for a call that got no answer, and how long to wait before retrying it."""
+        failure = classify(exc)
+        attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
+        detail = scrub(str(exc), self._api_key) or "no details"
         error = XAIConnectionError(
-            f"{call.label} failed: {type(exc).__name__}: {scrub(str(exc), self._api_key)}"
+            f"xAI API at {self.origin}: {failure.describe} "
+            f"({call.label}, {attempts}; {type(exc).__name__}: {detail})",
+            failure=failure.value,
+            origin=self.origin,
         )
-        delay = self.retry_policy.retry_delay(attempt)
-        if delay is not None and not call.resend_safe and not isinstance(exc, NOT_SENT_ERRORS):
-            raise AmbiguousOutcomeError(error)
+        if failure.reached:
+            delay = self.retry_policy.retry_delay(attempt)
+            if delay is not None and not call.resend_safe:
+                raise AmbiguousOutcomeError(error)
+        elif failure is TransportFailure.TLS:
+            delay = None  # a certificate or protocol mismatch does not go away by waiting
+        else:
+            delay = self.retry_policy.reconnect_delay(attempt, elapsed=self._monotonic() - started)
         if delay is not None:
             log.warning(
-                "%s failed (%s); retry %d of %d in %.1fs",
+                "%s at %s failed (%s); retry %d in %.1fs",
                 call.label,
-                type(exc).__name__,
+                self.origin,
+                failure.describe,
                 attempt + 1,
-                self.retry_policy.max_retries,
                 delay,
             )
         return error, delay

@@ -54,7 +54,7 @@ class XAIBatchClient(ClientCore):
 
     # -- the send loop and the plan runner -------------------------------------------------------
     def _send(self, call: ApiCall) -> httpx.Response:
-        attempt = 0
+        attempt, started = 0, self._monotonic()
         while True:
             pause = self._pace_delay(call)
             if pause > 0:
@@ -64,7 +64,7 @@ class XAIBatchClient(ClientCore):
                 request = self._http.build_request(call.method, call.path, **self._request_kwargs(call))
                 response = self._http.send(request, stream=call.stream)
             except httpx.TransportError as exc:
-                error, delay = self._retry_after_transport(call, attempt, exc)
+                error, delay = self._retry_after_transport(call, attempt, exc, started=started)
                 if delay is None:
                     raise error from None
             else:
