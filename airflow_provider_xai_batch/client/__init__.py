@@ -31,7 +31,7 @@ from airflow_provider_xai_batch.client.models import (
     BatchStatus,
     UploadedFile,
 )
-from airflow_provider_xai_batch.client.protocol import ClientLimits, RetryPolicy
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy
 from airflow_provider_xai_batch.client.sync import XAIBatchClient
 
 __all__ = [

@@ -1,32 +1,30 @@
 """The asynchronous client: :class:`AsyncXAIBatchClient`, over ``httpx.AsyncClient``.
 
-Same method names as :class:`~.sync.XAIBatchClient`; listings are async iterators. Nothing here
-blocks the event loop, so hundreds of triggers can poll from one triggerer.
+Same public methods as :class:`~.sync.XAIBatchClient` (``aclose`` for ``close``); listings are async
+iterators. Every operation is a plan from :mod:`.plans`; this module only sends calls and sleeps,
+without blocking the event loop, so hundreds of triggers can poll from one triggerer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import IO, Any
+from collections.abc import AsyncIterator, Iterable
+from typing import IO, Any, TypeVar
 
 import httpx
 
-from airflow_provider_xai_batch.client import protocol
-from airflow_provider_xai_batch.client.base import (
-    AmbiguousOutcomeError,
-    ClientCore,
-    find_named,
-    log,
-    upload_call,
-)
+from airflow_provider_xai_batch.client import plans, protocol
+from airflow_provider_xai_batch.client.base import ClientCore
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
+from airflow_provider_xai_batch.client.plans import Emit, Pause, Plan, Stepper
 from airflow_provider_xai_batch.client.protocol import ApiCall
+
+T = TypeVar("T")
 
 
 class AsyncXAIBatchClient(ClientCore):
-    """Asynchronous client for xAI's Batch API.
+    """Asynchronous client for xAI's Batch API; see :class:`~.sync.XAIBatchClient` for each method.
 
     >>> async def main() -> None:  # doctest: +SKIP
     ...     async with AsyncXAIBatchClient("xai-key", base_url="http://127.0.0.1:8787") as client:
@@ -49,108 +47,89 @@ class AsyncXAIBatchClient(ClientCore):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- the send loop ---------------------------------------------------------------------------
-    async def _send(
-        self, call: ApiCall, *, rewind: Callable[[], object] | None = None, **extra: Any
-    ) -> httpx.Response:
-        attempt = 0
+    # -- the send loop and the plan runner -------------------------------------------------------
+    async def _send(self, call: ApiCall) -> httpx.Response:
+        attempt, started = 0, self._monotonic()
         while True:
             pause = self._pace_delay(call)
             if pause > 0:
                 await asyncio.sleep(pause)
-            if rewind is not None:
-                rewind()
+            call.before_attempt()
             try:
-                response = await self._http.request(
-                    call.method, call.path, **self._request_kwargs(call, asynchronous=True), **extra
-                )
+                kwargs = self._request_kwargs(call, asynchronous=True)
+                request = self._http.build_request(call.method, call.path, **kwargs)
+                response = await self._http.send(request, stream=call.stream)
             except httpx.TransportError as exc:
-                error, delay = self._retry_after_transport(call, attempt, exc)
+                error, delay = self._retry_after_transport(call, attempt, exc, started=started)
                 if delay is None:
                     raise error from None
             else:
                 if response.status_code < 400:
                     return response
+                if call.stream:
+                    await response.aread()
+                    await response.aclose()
                 api_error, delay = self._retry_after_error(call, attempt, response)
                 if delay is None:
                     raise api_error from None
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _call_json(self, call: ApiCall, **extra: Any) -> Any:
-        return self._json(await self._send(call, **extra))
+    async def _drive(self, stepper: Stepper[Any]) -> AsyncIterator[Any]:
+        for step in stepper:
+            if isinstance(step, Emit):
+                for value in step.values:
+                    yield value
+            elif isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    stepper.reply = await self._send(step)
+                except Exception as exc:  # handed to the plan, which decides
+                    stepper.error = exc
 
-    async def _iter_pages(
-        self, path: str, key: str, page_size: int, *alternatives: str
-    ) -> AsyncIterator[Any]:
-        token: str | None = None
-        while True:
-            payload = await self._call_json(protocol.list_call(path, page_size, token))
-            items, token = protocol.parse_page(payload, key, *alternatives)
-            for item in items:
-                yield item
-            if token is None:
-                return
+    async def _run(self, plan: Plan[T]) -> T:
+        stepper = Stepper(plan)
+        async for _ in self._drive(stepper):
+            pass
+        return stepper.result  # type: ignore[return-value]
 
     # -- batches ---------------------------------------------------------------------------------
     async def create_batch(self, name: str, *, input_file_id: str | None = None) -> Batch:
-        """Create a batch; on an unclear outcome, look for it by name before trying again."""
-        call = protocol.create_batch_call(name, input_file_id)
-        for attempt in range(self.retry_policy.max_retries + 1):
-            try:
-                return Batch.model_validate(await self._call_json(call))
-            except AmbiguousOutcomeError as unclear:
-                existing = await self.find_batch_by_name(name)
-                if existing is not None:
-                    log.warning(
-                        "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
-                    )
-                    return existing
-                delay = self.retry_policy.retry_delay(attempt)
-                if delay is None:
-                    raise unclear.error from None
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await self._run(plans.create_batch(self, name, input_file_id))
 
     async def get_batch(self, batch_id: str) -> Batch:
-        return Batch.model_validate(await self._call_json(protocol.get_batch_call(batch_id)))
+        return await self._run(plans.get_batch(self, batch_id))
 
-    async def iter_batches(self, *, page_size: int = 100) -> AsyncIterator[Batch]:
-        async for item in self._iter_pages(
-            protocol.batches_path(), "batches", protocol.page_size(page_size), "data"
-        ):
-            yield Batch.model_validate(item)
+    def iter_batches(self, *, page_size: int = 100) -> AsyncIterator[Batch]:
+        return self._drive(Stepper(plans.iter_batches(self, page_size)))
 
     async def find_batch_by_name(self, name: str) -> Batch | None:
-        return find_named([batch async for batch in self.iter_batches(page_size=100)], name)  # type: ignore[no-any-return]
+        return await self._run(plans.find_batch_by_name(self, name))
 
     async def cancel_batch(self, batch_id: str) -> Batch:
-        payload = await self._call_json(protocol.cancel_batch_call(batch_id))
-        if isinstance(payload, dict) and "batch_id" in payload:
-            return Batch.model_validate(payload)
-        return await self.get_batch(batch_id)
+        return await self._run(plans.cancel_batch(self, batch_id))
 
     async def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
-        """Add requests in any accepted shape (lazily packed and paced); return how many were sent."""
-        added = 0
-        for call, count in self._add_calls(batch_id, requests, source):
-            await self._send(call)
-            call.discard_body()
-            added += count
-        return added
+        return await self._run(plans.add_requests(self, batch_id, requests, source))
 
-    async def iter_batch_requests(
+    def iter_batch_requests(
         self, batch_id: str, *, page_size: int = 1000
     ) -> AsyncIterator[BatchRequestMetadata]:
-        path = protocol.batch_requests_path(batch_id)
-        async for item in self._iter_pages(path, "batch_request_metadata", protocol.page_size(page_size)):
-            yield BatchRequestMetadata.model_validate(item)
+        return self._drive(Stepper(plans.iter_batch_requests(self, batch_id, page_size)))
 
-    async def iter_results(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[BatchResult]:
-        async for item in self._iter_pages(
-            protocol.results_path(batch_id), "results", protocol.page_size(page_size)
-        ):
-            yield BatchResult.model_validate(item)
+    # -- results ---------------------------------------------------------------------------------
+    def iter_results(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[BatchResult]:
+        return self._drive(Stepper(plans.iter_results(self, batch_id, page_size)))
+
+    def iter_result_pages(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[list[BatchResult]]:
+        return self._drive(Stepper(plans.iter_result_pages(self, batch_id, page_size)))
+
+    def iter_raw_result_pages(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[list[Any]]:
+        return self._drive(Stepper(plans.iter_raw_result_pages(self, batch_id, page_size)))
+
+    def iter_result_page_bodies(self, batch_id: str, *, page_size: int = 1000) -> AsyncIterator[bytes]:
+        return self._drive(Stepper(plans.iter_result_page_bodies(self, batch_id, page_size)))
 
     # -- files -----------------------------------------------------------------------------------
     async def upload_file(
@@ -162,20 +141,23 @@ class AsyncXAIBatchClient(ClientCore):
     ) -> UploadedFile:
         if isinstance(file, (str, os.PathLike)):
             with open(file, "rb") as handle:
-                return await self.upload_file(
-                    handle,
-                    filename=filename or os.path.basename(os.fspath(file)),
-                    expires_after=expires_after,
-                )
-        call, extra = upload_call(file, filename, expires_after)
-        return UploadedFile.model_validate(await self._call_json(call, **extra))
+                name = filename or os.path.basename(os.fspath(file))
+                return await self._run(plans.upload_file(self, handle, name, expires_after))
+        return await self._run(plans.upload_file(self, file, filename, expires_after))
 
     async def get_file(self, file_id: str) -> UploadedFile:
-        return UploadedFile.model_validate(await self._call_json(ApiCall("GET", protocol.file_path(file_id))))
+        return await self._run(plans.get_file(self, file_id))
 
     async def delete_file(self, file_id: str) -> None:
-        await self._send(ApiCall("DELETE", protocol.file_path(file_id)))
+        await self._run(plans.delete_file(self, file_id))
 
-    async def iter_files(self, *, page_size: int = 100) -> AsyncIterator[UploadedFile]:
-        async for item in self._iter_pages("/v1/files", "data", protocol.page_size(page_size), "files"):
-            yield UploadedFile.model_validate(item)
+    def iter_files(self, *, page_size: int = 100) -> AsyncIterator[UploadedFile]:
+        return self._drive(Stepper(plans.iter_files(self, page_size)))
+
+    async def iter_file_content(self, file_id: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        response = await self._send(protocol.file_content_call(file_id))
+        try:
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
+        finally:
+            await response.aclose()

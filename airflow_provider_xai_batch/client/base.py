@@ -1,11 +1,13 @@
 """What the sync and async clients share: configuration, pacing, encoding and answer handling.
 
-Only the send loop differs between :mod:`.sync` and :mod:`.aio` (``await`` or not), as in httpx's
-own ``BaseClient``.
+Together with the operations in :mod:`.plans`, this is everything but I/O: only the send loop and
+the plan runner differ between :mod:`.sync` and :mod:`.aio` (``await`` or not), as in httpx's own
+``BaseClient``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -14,9 +16,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import httpx
+import msgspec
 
 from airflow_provider_xai_batch.client import protocol
 from airflow_provider_xai_batch.client.errors import (
@@ -27,21 +30,16 @@ from airflow_provider_xai_batch.client.errors import (
     scrub,
 )
 from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_requests
-from airflow_provider_xai_batch.client.protocol import (
-    ApiCall,
-    ClientLimits,
-    RetryPolicy,
-    SlidingWindowLimiter,
-)
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
+from airflow_provider_xai_batch.client.protocol import ApiCall
+from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
 
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 FIRST_ADD_CALL_BYTES = 1_000_000
 USER_AGENT = "airflow-provider-xai-batch"
-
-# Errors raised before a single byte reached the service: resending cannot duplicate anything.
-NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def shared_ssl_context() -> ssl.SSLContext:
@@ -69,6 +67,31 @@ def _ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+_PAGE_DECODER = msgspec.json.Decoder()
+
+
+class _PageToken(msgspec.Struct, gc=False):
+    # Everything else in the page is skipped without building objects.
+    pagination_token: str | None = None
+    next_page_token: str | None = None
+
+
+_TOKEN_DECODER = msgspec.json.Decoder(_PageToken)
+
+
+def release(response: httpx.Response) -> bytes:
+    """The body of a read response, which is then freed as soon as it is dropped.
+
+    An httpx response sits in a reference cycle (its stream points back at it), so only the cyclic
+    garbage collector frees it. That collector seldom runs in an export, which builds few tracked
+    objects, and pages of results are hundreds of KB each: without this, bodies piled up and memory
+    grew with the size of the batch (about 40 MB per million results).
+    """
+    content = response.content
+    response.stream = httpx.ByteStream(b"")
+    return content
+
+
 class AmbiguousOutcomeError(Exception):
     """A call that must not be sent twice failed after it may have been applied."""
 
@@ -80,12 +103,17 @@ class AmbiguousOutcomeError(Exception):
 class ClientCore:
     """Configuration and pure-ish helpers shared by :class:`XAIBatchClient` and :class:`AsyncXAIBatchClient`."""
 
+    #: Whether the next add call is encoded in a thread while this one is sent (the sync client).
+    prefetch_add_calls = False
+
     def __init__(
         self,
         api_key: str,
         *,
         base_url: str = protocol.DEFAULT_BASE_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
+        conn_id: str | None = None,
         max_retries: int | None = None,
         limits: ClientLimits | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -98,8 +126,13 @@ class ClientCore:
         self._api_key = api_key
         self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = (
+            min(timeout, DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
+        )
+        self.conn_id = conn_id
         self.limits = limits or ClientLimits()
-        self.retry_policy = retry_policy or RetryPolicy()
+        # A copy: the caller's policy object may be shared by other clients.
+        self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy())
         if max_retries is not None:
             self.retry_policy.max_retries = max_retries
         self._monotonic = monotonic
@@ -117,10 +150,19 @@ class ClientCore:
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
+    @property
+    def origin(self) -> str:
+        """Where this client goes, as every error message names it: the base URL (and connection id).
+
+        >>> ClientCore("key", base_url="http://127.0.0.1:8787", conn_id="xai_default").origin
+        "http://127.0.0.1:8787, connection 'xai_default'"
+        """
+        return f"{self.base_url}, connection {self.conn_id!r}" if self.conn_id else self.base_url
+
     def _http_options(self) -> dict[str, Any]:
         return {
             "base_url": self.base_url,
-            "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "headers": {
                 "Authorization": f"Bearer {self._api_key}",
                 "User-Agent": USER_AGENT,
@@ -148,6 +190,10 @@ class ClientCore:
             kwargs["headers"] = {"Content-Type": "application/json"}
         elif call.json is not None:
             kwargs["json"] = call.json
+        elif call.upload is not None:
+            # httpx writes form fields before files, as the service requires.
+            kwargs["data"] = dict(call.upload.form)
+            kwargs["files"] = {"file": (call.upload.filename, call.upload.file, "application/jsonl")}
         return kwargs
 
     def _retry_after_error(
@@ -158,6 +204,7 @@ class ClientCore:
             response.content,
             retry_after=response.headers.get("Retry-After"),
             secret=self._api_key,
+            origin=self.origin,
         )
         retry_after = getattr(error, "retry_after", None)
         delay = self.retry_policy.retry_delay(
@@ -179,21 +226,33 @@ class ClientCore:
         return error, delay
 
     def _retry_after_transport(
-        self, call: ApiCall, attempt: int, exc: Exception
+        self, call: ApiCall, attempt: int, exc: Exception, *, started: float
     ) -> tuple[XAIConnectionError, float | None]:
+        """The error to raise for a call that got no answer, and how long to wait before retrying it."""
+        failure = classify(exc)
+        attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
+        detail = scrub(str(exc), self._api_key) or "no details"
         error = XAIConnectionError(
-            f"{call.label} failed: {type(exc).__name__}: {scrub(str(exc), self._api_key)}"
+            f"xAI API at {self.origin}: {failure.describe} "
+            f"({call.label}, {attempts}; {type(exc).__name__}: {detail})",
+            failure=failure.value,
+            origin=self.origin,
         )
-        delay = self.retry_policy.retry_delay(attempt)
-        if delay is not None and not call.resend_safe and not isinstance(exc, NOT_SENT_ERRORS):
-            raise AmbiguousOutcomeError(error)
+        if failure.reached:
+            delay = self.retry_policy.retry_delay(attempt)
+            if delay is not None and not call.resend_safe:
+                raise AmbiguousOutcomeError(error)
+        elif failure is TransportFailure.TLS:
+            delay = None  # a certificate or protocol mismatch does not go away by waiting
+        else:
+            delay = self.retry_policy.reconnect_delay(attempt, elapsed=self._monotonic() - started)
         if delay is not None:
             log.warning(
-                "%s failed (%s); retry %d of %d in %.1fs",
+                "%s at %s failed (%s); retry %d in %.1fs",
                 call.label,
-                type(exc).__name__,
+                self.origin,
+                failure.describe,
                 attempt + 1,
-                self.retry_policy.max_retries,
                 delay,
             )
         return error, delay
@@ -206,6 +265,21 @@ class ClientCore:
             return response.json()
         except (ValueError, json.JSONDecodeError):
             return {}
+
+    def _page_json(self, response: httpx.Response) -> Any:
+        # Result pages are the bulk of what an export reads; msgspec decodes them twice as fast.
+        # Anything it will not take (e.g. integers beyond 64 bits) goes the usual way.
+        try:
+            return _PAGE_DECODER.decode(response.content) if response.content else {}
+        except msgspec.DecodeError:
+            return self._json(response)
+
+    def _page_token(self, response: httpx.Response) -> str | None:
+        try:
+            page = _TOKEN_DECODER.decode(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return protocol.parse_page(self._page_json(response), "results")[1]
+        return page.pagination_token or page.next_page_token or None
 
     def _encoded_requests(self, requests: Iterable[Any], source: str) -> Iterator[tuple[str, bytes]]:
         """Normalise, size-check and encode each request, lazily."""
@@ -228,29 +302,3 @@ class ClientCore:
         )
         # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
         return map(lambda call: (protocol.add_requests_call(batch_id, call), call.count), packed)
-
-
-def upload_call(
-    file: IO[bytes], filename: str | None, expires_after: int | None
-) -> tuple[ApiCall, dict[str, Any]]:
-    """The multipart upload of an open binary file: the call and the httpx arguments to send it with.
-
-    httpx writes form fields before files, as the service requires for ``expires_after``. A
-    seekable file is rewound before each attempt, so the upload may be retried; others may not.
-    """
-    name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
-    data = {"expires_after": str(expires_after)} if expires_after is not None else {}
-    seekable = file.seekable() if hasattr(file, "seekable") else False
-    start = file.tell() if seekable else 0
-    extra: dict[str, Any] = {"data": data, "files": {"file": (name, file, "application/jsonl")}}
-    if seekable:
-        extra["rewind"] = lambda: file.seek(start)
-    return ApiCall("POST", "/v1/files", resend_safe=seekable), extra
-
-
-def find_named(batches: Iterable[Any], name: str) -> Any:
-    """The first batch called ``name`` that is still usable (not cancelled, failed or expired)."""
-    for batch in batches:
-        if batch.name == name and batch.status.value not in {"cancelled", "failed", "expired"}:
-            return batch
-    return None

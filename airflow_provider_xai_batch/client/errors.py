@@ -48,25 +48,54 @@ class XAIInputError(XAIError, ValueError):
 
 
 class XAIConnectionError(XAIError):
-    """The service could not be reached, or its answer was lost, and retrying did not help."""
+    """The service could not be reached, or its answer was lost, and retrying did not help.
+
+    ``failure`` says what went wrong (``refused``, ``dns``, ``tls``, ``connect_timeout``,
+    ``unreachable`` or ``lost``) and ``origin`` where the client was going (its base URL, and
+    the connection id when a hook built the client).
+
+    >>> err = XAIConnectionError("xAI API at http://127.0.0.1:9: connection refused", failure="refused")
+    >>> (str(err), err.failure)
+    ('xAI API at http://127.0.0.1:9: connection refused', 'refused')
+    """
+
+    def __init__(self, message: str, *, failure: str | None = None, origin: str | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.origin = origin
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),), {"failure": self.failure, "origin": self.origin})
 
 
 class XAIAPIError(XAIError):
     """The service answered with an error.
 
+    ``origin`` names where the answer came from: the base URL, and the connection id when a hook
+    built the client.
+
     >>> err = XAIAPIError(404, "Some requested entity was not found", "batch not found")
     >>> (err.status_code, err.code, err.message)
     (404, 'Some requested entity was not found', 'batch not found')
+    >>> str(XAIAPIError(404, None, "batch not found", origin="https://api.x.ai"))
+    'xAI API error 404 (https://api.x.ai): batch not found'
     """
 
-    def __init__(self, status_code: int, code: str | None, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str | None, message: str, *, origin: str | None = None
+    ) -> None:
         self.status_code = status_code
         self.code = code
         self.message = message
-        super().__init__(f"xAI API error {status_code}: {message}")
+        self.origin = origin
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" ({self.origin})" if self.origin else ""
+        return f"xAI API error {self.status_code}{where}: {self.message}"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status_code, self.code, self.message))
+        return (type(self), (self.status_code, self.code, self.message), {"origin": self.origin})
 
 
 class XAIAuthenticationError(XAIAPIError):
@@ -93,13 +122,20 @@ class XAIRateLimitError(XAIAPIError):
     """429: a rate limit, the service's capacity or the team's spending limit was hit."""
 
     def __init__(
-        self, status_code: int, code: str | None, message: str, retry_after: float | None = None
+        self,
+        status_code: int,
+        code: str | None,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        origin: str | None = None,
     ) -> None:
-        super().__init__(status_code, code, message)
+        super().__init__(status_code, code, message, origin=origin)
         self.retry_after = retry_after
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status_code, self.code, self.message, self.retry_after))
+        args = (self.status_code, self.code, self.message, self.retry_after)
+        return (type(self), args, {"origin": self.origin})
 
 
 class XAIServerError(XAIAPIError):
@@ -156,6 +192,7 @@ def error_from_response(
     *,
     retry_after: str | None = None,
     secret: str | None = None,
+    origin: str | None = None,
 ) -> XAIAPIError:
     """Turn an error answer into the matching exception: the one place HTTP status becomes a class.
 
@@ -167,17 +204,18 @@ def error_from_response(
     code, message = parse_error_body(body)
     message = scrub(message, secret)
     if status_code == 401 or (status_code == 400 and _WRONG_KEY_MARKER in message.lower()):
-        return XAIAuthenticationError(status_code, code, message)
-    if status_code == 403:
-        return XAIPermissionDeniedError(status_code, code, message)
-    if status_code == 404:
-        return XAINotFoundError(status_code, code, message)
-    if status_code in (409, 412):
-        return XAIConflictError(status_code, code, message)
+        return XAIAuthenticationError(status_code, code, message, origin=origin)
     if status_code == 429:
-        return XAIRateLimitError(status_code, code, message, parse_retry_after(retry_after))
-    if status_code >= 500:
-        return XAIServerError(status_code, code, message)
-    if 400 <= status_code < 500:
-        return XAIInvalidRequestError(status_code, code, message)
-    return XAIAPIError(status_code, code, message)
+        return XAIRateLimitError(status_code, code, message, parse_retry_after(retry_after), origin=origin)
+    cls: type[XAIAPIError] = XAIAPIError
+    if status_code == 403:
+        cls = XAIPermissionDeniedError
+    elif status_code == 404:
+        cls = XAINotFoundError
+    elif status_code in (409, 412):
+        cls = XAIConflictError
+    elif status_code >= 500:
+        cls = XAIServerError
+    elif 400 <= status_code < 500:
+        cls = XAIInvalidRequestError
+    return cls(status_code, code, message, origin=origin)

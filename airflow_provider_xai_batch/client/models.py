@@ -77,6 +77,9 @@ class BatchStatus(str, enum.Enum):
 _TERMINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.FAILED, BatchStatus.EXPIRED})
 
 
+_NOT_REUSABLE = frozenset({BatchStatus.CANCELLED, BatchStatus.FAILED, BatchStatus.EXPIRED})
+
+
 class BatchState(_WireModel):
     """The counters of a batch. Settled: ``num_requests == pending + success + error + cancelled``."""
 
@@ -162,6 +165,17 @@ class Batch(_WireModel):
     def is_terminal(self) -> bool:
         """Whether the batch is completed, cancelled, failed or expired."""
         return self.status.is_terminal
+
+    @property
+    def is_reusable(self) -> bool:
+        """Whether a job may re-attach to this batch: it is not cancelled, failed or expired.
+
+        A completed batch is reusable (its results are still to be read); an empty one too.
+
+        >>> Batch(batch_id="batch_1").is_reusable, Batch(batch_id="b", cancel_time="2026-01-01").is_reusable
+        (True, False)
+        """
+        return self.status not in _NOT_REUSABLE
 
     def to_xcom(self) -> dict[str, Any]:
         """A JSON-safe dict of the batch with its derived ``status`` added, for XCom and events."""

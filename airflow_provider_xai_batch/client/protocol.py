@@ -1,126 +1,25 @@
 """The pure part of speaking the wire contract: no I/O here, so all of it is tested without a network.
 
-Request building, response parsing, packing add calls under the size cap, pacing under the rate
-limits and deciding whether (and how long) to wait before a retry. ``sync.py`` and ``aio.py`` only
-run these decisions over ``httpx.Client`` and ``httpx.AsyncClient``.
+Request building, response parsing and packing add calls under the size cap (pacing and retry
+decisions are in :mod:`.policy`). ``sync.py`` and ``aio.py`` only run these decisions over
+``httpx.Client`` and ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
 
-import random
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
 from urllib.parse import quote
+
+# Re-exported: the limits and the retry policy used to live here.
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter  # noqa: F401
 
 DEFAULT_BASE_URL = "https://api.x.ai"
 
 _CALL_PREFIX = b'{"batch_requests":['
 _CALL_SUFFIX = b"]}"
-
-
-@dataclass(frozen=True)
-class ClientLimits:
-    """The service's published limits, as settings (they changed twice in 2026; teams may differ).
-
-    ``None`` for a rate switches client-side pacing of that call off.
-
-    >>> ClientLimits().max_add_call_bytes
-    25000000
-    """
-
-    create_calls: int | None = 2
-    create_window_seconds: float = 1.0
-    add_calls: int | None = 1000
-    add_window_seconds: float = 30.0
-    max_add_call_bytes: int = 25_000_000
-    max_request_bytes: int = 25_000_000
-    max_requests_per_call: int | None = None
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ClientLimits:
-        """Build limits from a connection's extra, ignoring keys that are not limits."""
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in values.items() if key in known})
-
-
-@dataclass
-class RetryPolicy:
-    """When to retry and how long to wait: capped exponential backoff with jitter.
-
-    Only 429, 5xx and connection errors are retried; other 4xx never are. A ``Retry-After`` hint is
-    honoured when the service sends one (it does not today). Jitter is a separate function so tests
-    can pin it.
-
-    >>> policy = RetryPolicy(initial_delay=1.0, max_delay=8.0, jitter=lambda delay: delay)
-    >>> [policy.backoff(attempt) for attempt in range(5)]
-    [1.0, 2.0, 4.0, 8.0, 8.0]
-    >>> policy.retry_delay(0, status_code=404) is None
-    True
-    """
-
-    max_retries: int = 8
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    multiplier: float = 2.0
-    jitter: Callable[[float], float] = field(default=lambda delay: delay * random.uniform(0.5, 1.0))
-
-    def backoff(self, attempt: int) -> float:
-        """The delay before retry number ``attempt + 1``, jitter applied, never above the cap."""
-        raw = min(self.max_delay, self.initial_delay * (self.multiplier**attempt))
-        return max(0.0, min(self.max_delay, self.jitter(raw)))
-
-    @staticmethod
-    def is_retryable_status(status_code: int) -> bool:
-        return status_code == 429 or status_code >= 500
-
-    def retry_delay(
-        self,
-        attempt: int,
-        *,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> float | None:
-        """Seconds to wait before retrying, or ``None`` to give up (not retryable, or out of retries).
-
-        ``status_code=None`` stands for a connection error.
-        """
-        if attempt >= self.max_retries:
-            return None
-        if status_code is not None and not self.is_retryable_status(status_code):
-            return None
-        if retry_after is not None:
-            return min(retry_after, self.max_delay * 4)
-        return self.backoff(attempt)
-
-
-class SlidingWindowLimiter:
-    """Client-side pacing: at most ``limit`` calls in any rolling ``window`` seconds.
-
-    :meth:`reserve` books the next free slot and says how long to wait for it, so concurrent callers
-    (async tasks, threads under the caller's lock) each get their own slot.
-
-    >>> limiter = SlidingWindowLimiter(limit=2, window=10.0, margin=0.0)
-    >>> [limiter.reserve(now=0.0), limiter.reserve(now=0.0), limiter.reserve(now=1.0)]
-    [0.0, 0.0, 9.0]
-    """
-
-    def __init__(self, limit: int, window: float, *, margin: float = 0.05) -> None:
-        if limit < 1 or window <= 0:
-            raise ValueError("a rate limit needs limit >= 1 and window > 0")
-        self.limit = limit
-        self.window = window
-        # A small margin keeps us under the limit despite clock skew and transit time.
-        self.margin = margin
-        self._slots: deque[float] = deque()
-
-    def reserve(self, now: float) -> float:
-        slot = now
-        if len(self._slots) >= self.limit:
-            slot = max(now, self._slots.popleft() + self.window + self.margin)
-        self._slots.append(slot)
-        return slot - now
 
 
 @dataclass(frozen=True)
@@ -249,11 +148,30 @@ class AsyncBodyChunks:
 
 
 @dataclass(frozen=True)
+class FileUpload:
+    """A multipart upload of an open binary file, with its form fields.
+
+    ``start`` is where a seekable file was when the upload was planned (each attempt rewinds to
+    it); ``None`` for a file that cannot be rewound, which therefore cannot be sent twice.
+    """
+
+    file: IO[bytes]
+    filename: str
+    form: Mapping[str, str]
+    start: int | None
+
+    def rewind(self) -> None:
+        if self.start is not None:
+            self.file.seek(self.start)
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """A request to make: everything the transports need, nothing they must decide.
 
     ``resend_safe`` says whether sending it twice is harmless (reads, adds with deterministic ids,
-    cancel); ``pace`` names the rate limit it counts against.
+    cancel); ``pace`` names the rate limit it counts against; ``stream`` asks for the answer's body
+    to be read by the caller, piece by piece.
     """
 
     method: str
@@ -261,12 +179,19 @@ class ApiCall:
     params: Mapping[str, Any] | None = None
     json: Any = None
     content: bytes | BodyChunks | None = None
+    upload: FileUpload | None = None
     resend_safe: bool = True
     pace: str | None = None
+    stream: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.method} {self.path}"
+
+    def before_attempt(self) -> None:
+        """Make the call ready to be sent (again): an upload starts from its first byte."""
+        if self.upload is not None:
+            self.upload.rewind()
 
     def discard_body(self) -> None:
         """Free a large body once the call has succeeded or finally failed."""
@@ -299,6 +224,23 @@ def cancel_batch_call(batch_id: str) -> ApiCall:
 def add_requests_call(batch_id: str, call: AddCall) -> ApiCall:
     content = BodyChunks(call.chunks, call.size)
     return ApiCall("POST", f"/v1/batches/{_segment(batch_id)}/requests", content=content, pace="add")
+
+
+def upload_file_call(file: IO[bytes], filename: str | None, expires_after: int | None) -> ApiCall:
+    """The multipart upload of an open binary file.
+
+    The form field comes before the file, as the service requires for ``expires_after``. A seekable
+    file is rewound before each attempt, so the upload may be retried; others may not.
+    """
+    name = filename or os.path.basename(str(getattr(file, "name", "batch.jsonl"))) or "batch.jsonl"
+    form = {"expires_after": str(expires_after)} if expires_after is not None else {}
+    seekable = file.seekable() if hasattr(file, "seekable") else False
+    upload = FileUpload(file, name, form, file.tell() if seekable else None)
+    return ApiCall("POST", "/v1/files", upload=upload, resend_safe=seekable)
+
+
+def file_content_call(file_id: str) -> ApiCall:
+    return ApiCall("GET", f"{file_path(file_id)}/content", stream=True)
 
 
 def list_call(path: str, limit: int, token: str | None) -> ApiCall:

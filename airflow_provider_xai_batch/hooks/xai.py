@@ -16,6 +16,7 @@ from airflow_provider_xai_batch.client import (
     BatchRequestMetadata,
     BatchResult,
     ClientLimits,
+    RetryPolicy,
     UploadedFile,
     XAIBatchClient,
     XAIError,
@@ -44,13 +45,28 @@ def base_url_of(host: str | None, port: int | None = None, schema: str | None = 
 
 
 def client_options(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Client keyword arguments from a connection's extra: ``timeout``, ``max_retries`` and limits."""
+    """Client keyword arguments from a connection's extra: timeouts, retries and limits.
+
+    >>> client_options({"timeout": 60, "connect_retries": 1})["retry_policy"].connect_retries
+    1
+    """
     options: dict[str, Any] = {"limits": ClientLimits.from_mapping(extra)}
-    if extra.get("timeout") is not None:
-        options["timeout"] = float(extra["timeout"])
+    for key in ("timeout", "connect_timeout"):
+        if extra.get(key) is not None:
+            options[key] = float(extra[key])
     if extra.get("max_retries") is not None:
         options["max_retries"] = int(extra["max_retries"])
+    policy = RetryPolicy()
+    if extra.get("connect_retries") is not None:
+        policy.connect_retries = int(extra["connect_retries"])
+    if extra.get("connect_retry_seconds") is not None:
+        policy.connect_retry_seconds = float(extra["connect_retry_seconds"])
+    options["retry_policy"] = policy
     return options
+
+
+# The connection test answers within seconds: one short try to connect, no retries.
+TEST_CONNECTION_OPTIONS: Mapping[str, Any] = {"timeout": 10.0, "connect_timeout": 3.0, "max_retries": 0}
 
 
 class XAIBatchHook(BaseHook):
@@ -106,7 +122,12 @@ class XAIBatchHook(BaseHook):
                 f"connection {self.xai_conn_id!r} has no API key: set its password or the {API_KEY_ENV} variable"
             )
         mask_secret(api_key)
-        return {"api_key": api_key, "base_url": base_url_of(host, port, schema), **client_options(extra)}
+        return {
+            "api_key": api_key,
+            "base_url": base_url_of(host, port, schema),
+            "conn_id": self.xai_conn_id,
+            **client_options(extra),
+        }
 
     def _sync_options(self) -> dict[str, Any]:
         try:
@@ -152,13 +173,17 @@ class XAIBatchHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call (the first page of one batch)."""
+        """One cheap authenticated call (the first page of one batch), answered within seconds.
+
+        The message names the base URL and the connection id, never the key.
+        """
         try:
-            client = self.get_conn()
-            next(iter(client.iter_batches(page_size=1)), None)
+            options = {**self._sync_options(), **TEST_CONNECTION_OPTIONS}
+            with XAIBatchClient(**options) as client:
+                next(iter(client.iter_batches(page_size=1)), None)
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, str(exc)
-        return True, f"Connected to {client.base_url}"
+        return True, f"Connected to {client.base_url} (connection {self.xai_conn_id!r})"
 
     # -- the Batch API -----------------------------------------------------------------------------
     def create_batch(self, name: str, *, input_file_id: str | None = None) -> Batch:

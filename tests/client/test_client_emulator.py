@@ -281,3 +281,51 @@ def test_async_client_round_trip_and_errors(emulator: EmulatorServer) -> None:
             await client.delete_file(uploaded.id)
 
     asyncio.run(scenario())
+
+
+def test_both_clients_read_results_page_by_page_and_file_content_with_retries(
+    emulator: EmulatorServer,
+) -> None:
+    content = jsonl([{"custom_id": f"f{i}", "body": chat(i)["body"]} for i in range(3)])
+    with client_for(emulator) as client:
+        batch = client.create_batch("pages")
+        client.add_requests(batch.batch_id, (chat(i) for i in range(7)))
+        uploaded = client.upload_file(io.BytesIO(content), filename="in.jsonl")
+        pages = [
+            [r.batch_request_id for r in page]
+            for page in client.iter_result_pages(batch.batch_id, page_size=3)
+        ]
+        raw = [
+            [r["batch_request_id"] for r in page]
+            for page in client.iter_raw_result_pages(batch.batch_id, page_size=3)
+        ]
+        bodies = [json.loads(body) for body in client.iter_result_page_bodies(batch.batch_id, page_size=3)]
+        emulator.faults.inject("file_content", status=503, count=1)
+        assert b"".join(client.iter_file_content(uploaded.id, chunk_size=16)) == content
+    assert [len(page) for page in pages] == [3, 3, 1] and pages == raw
+    assert [[r["batch_request_id"] for r in body["results"]] for body in bodies] == pages
+
+    async def scenario() -> None:
+        async with AsyncXAIBatchClient(
+            TEST_API_KEY, base_url=emulator.url, retry_policy=FAST_RETRIES
+        ) as aclient:
+            assert [
+                [r.batch_request_id for r in page]
+                async for page in aclient.iter_result_pages(batch.batch_id, page_size=3)
+            ] == pages
+            assert [
+                [r["batch_request_id"] for r in page]
+                async for page in aclient.iter_raw_result_pages(batch.batch_id, page_size=3)
+            ] == pages
+            assert [
+                json.loads(body)
+                async for body in aclient.iter_result_page_bodies(batch.batch_id, page_size=3)
+            ] == bodies
+            emulator.faults.inject("file_content", drop="before", count=1)
+            assert (
+                b"".join([c async for c in aclient.iter_file_content(uploaded.id, chunk_size=16)]) == content
+            )
+            with pytest.raises(XAINotFoundError):
+                [c async for c in aclient.iter_file_content("file_missing")]
+
+    asyncio.run(scenario())

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from xai_test_support import TEST_API_KEY
 
-from airflow_provider_xai_batch.client import AsyncXAIBatchClient, BatchStatus, XAIBatchClient, XAIError
+from airflow_provider_xai_batch.client import (
+    AsyncXAIBatchClient,
+    BatchStatus,
+    XAIBatchClient,
+    XAIConnectionError,
+    XAIError,
+)
 from airflow_provider_xai_batch.emulator import EmulatorServer
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook, base_url_of
 
@@ -24,7 +31,7 @@ def requests(n: int) -> list[dict[str, Any]]:
 def test_every_sync_method(xai_connection: str, emulator: EmulatorServer, tmp_path: Path) -> None:
     hook = XAIBatchHook(xai_conn_id=xai_connection)
     assert isinstance(hook.get_conn(), XAIBatchClient) and hook.get_conn() is hook.get_conn()
-    assert hook.test_connection() == (True, f"Connected to {emulator.url}")
+    assert hook.test_connection() == (True, f"Connected to {emulator.url} (connection 'xai_default')")
     batch = hook.create_batch("hook-sync")
     assert hook.add_requests(batch.batch_id, iter(requests(7))) == 7
     assert hook.get_batch(batch.batch_id).status is BatchStatus.COMPLETED
@@ -62,6 +69,32 @@ def test_test_connection_reports_a_wrong_key_without_leaking_it(
     )
     ok, message = XAIBatchHook(xai_conn_id="xai_bad").test_connection()
     assert not ok and "Incorrect API key" in message and "xai-canary-wrong" not in message
+    assert message.startswith(f"xAI API error 400 ({emulator.url}, connection 'xai_bad'): ")
+
+
+def test_test_connection_to_a_closed_port_answers_after_one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    connection = {
+        "conn_type": "xai",
+        "password": "xai-canary-closed",
+        "host": url,
+        "extra": {"max_retries": 8},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_CLOSED", json.dumps(connection))
+    hook = XAIBatchHook(xai_conn_id="xai_closed")
+    ok, message = hook.test_connection()
+    assert not ok and "xai-canary-closed" not in message
+    assert message.startswith(
+        f"xAI API at {url}, connection 'xai_closed': connection refused (GET /v1/batches, 1 attempt;"
+    )
+    # A task retries a few times more, then fails with the same names.
+    hook.get_conn().retry_policy.initial_delay = 0.01
+    with pytest.raises(
+        XAIConnectionError, match=r"connection 'xai_closed': connection refused .* 4 attempts"
+    ):
+        hook.get_batch("batch_1")
 
 
 def test_an_empty_password_falls_back_to_the_environment(
@@ -87,6 +120,8 @@ def test_without_any_connection_the_default_uses_environment_variables(
 def test_extra_sets_timeout_retries_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {
         "timeout": 5,
+        "connect_timeout": 2,
+        "connect_retries": 0,
         "max_retries": 1,
         "add_calls": 10,
         "add_window_seconds": 2,
@@ -98,6 +133,8 @@ def test_extra_sets_timeout_retries_and_limits(monkeypatch: pytest.MonkeyPatch) 
     )
     client = XAIBatchHook(xai_conn_id="xai_tuned").get_conn()
     assert client.timeout == 5 and client.retry_policy.max_retries == 1
+    assert (client.connect_timeout, client.retry_policy.connect_retries) == (2, 0)
+    assert client.conn_id == "xai_tuned"
     assert (client.limits.add_calls, client.limits.add_window_seconds, client.limits.max_add_call_bytes) == (
         10,
         2,

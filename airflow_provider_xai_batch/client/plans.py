@@ -1,0 +1,227 @@
+"""What each public call does, written once as a plan of steps, with no I/O of its own.
+
+A plan is a generator. It yields an :class:`~.protocol.ApiCall` to have it sent (the client sends
+back the ``httpx.Response``, or throws the error into the plan), a :class:`Pause` to have the client
+wait, and an :class:`Emit` to hand values to the caller of a listing. Its return value is the call's
+result. The sync and async clients only run plans (:class:`Stepper` does the bookkeeping), so every
+decision (falling back to a look-up after an unclear create, reading a cancel answer, walking pages)
+lives here and is tested without a network, by feeding a plan answers by hand.
+
+>>> import httpx
+>>> stepper = Stepper(get_batch(ClientCore("key"), "batch_1"))
+>>> for step in stepper:
+...     print(step.label)
+...     stepper.reply = httpx.Response(200, json={"batch_id": "batch_1", "name": "n"})
+GET /v1/batches/batch_1
+>>> stepper.result.batch_id
+'batch_1'
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Generic, TypeVar
+
+from airflow_provider_xai_batch.client import protocol
+from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, log, release
+from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
+from airflow_provider_xai_batch.client.prefetch import Prefetcher
+from airflow_provider_xai_batch.client.protocol import ApiCall
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait this many seconds before the plan goes on."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Values for the caller of a listing, in order."""
+
+    values: Iterable[Any]
+
+
+Step = ApiCall | Pause | Emit
+Plan = Generator[Step, Any, T]
+
+
+class Stepper(Generic[T]):
+    """Runs a plan one step at a time: iterate for the steps, set :attr:`reply` or :attr:`error`.
+
+    Whatever the runner stores before asking for the next step is handed to the plan: the reply is
+    sent into it, the error thrown into it. When the plan ends, :attr:`result` holds its value.
+    """
+
+    def __init__(self, plan: Plan[T]) -> None:
+        self._plan = plan
+        self.reply: Any = None
+        self.error: Exception | None = None
+        self.result: T | None = None
+
+    def __iter__(self) -> Iterator[Step]:
+        while True:
+            reply, error = self.reply, self.error
+            self.reply = self.error = None
+            try:
+                step = self._plan.send(reply) if error is None else self._plan.throw(error)
+            except StopIteration as done:
+                self.result = done.value
+                return
+            finally:
+                del error  # the error's traceback refers to this frame
+            yield step
+
+
+# -- building blocks -------------------------------------------------------------------------
+def _call(core: ClientCore, call: ApiCall) -> Plan[Any]:
+    """Send one call and read its JSON answer."""
+    response = yield call
+    return core._json(response)
+
+
+def _page(
+    core: ClientCore, path: str, key: str, size: int, token: str | None, *alternatives: str
+) -> Plan[Any]:
+    payload = yield from _call(core, protocol.list_call(path, protocol.page_size(size), token))
+    return protocol.parse_page(payload, key, *alternatives)
+
+
+def _listing(
+    core: ClientCore, path: str, key: str, size: int, convert: Callable[[Any], Any], *alternatives: str
+) -> Plan[None]:
+    token: str | None = None
+    while True:
+        items, token = yield from _page(core, path, key, size, token, *alternatives)
+        yield Emit([convert(item) for item in items])
+        if token is None:
+            return
+
+
+def _result_pages(
+    core: ClientCore, batch_id: str, size: int, convert: Callable[[list[Any]], Iterable[Any]]
+) -> Plan[None]:
+    path = protocol.results_path(batch_id)
+    token: str | None = None
+    while True:
+        response = yield protocol.list_call(path, protocol.page_size(size), token)
+        items, token = protocol.parse_page(core._page_json(response), "results")
+        release(response)
+        yield Emit(convert(items))
+        if token is None:
+            return
+
+
+# -- batches ---------------------------------------------------------------------------------
+def create_batch(core: ClientCore, name: str, input_file_id: str | None = None) -> Plan[Batch]:
+    call = protocol.create_batch_call(name, input_file_id)
+    for attempt in range(core.retry_policy.max_retries + 1):
+        try:
+            return Batch.model_validate((yield from _call(core, call)))
+        except AmbiguousOutcomeError as unclear:
+            existing = yield from find_batch_by_name(core, name)
+            if existing is not None:
+                log.warning(
+                    "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
+                )
+                return existing
+            delay = core.retry_policy.retry_delay(attempt)
+            if delay is None:
+                raise unclear.error from None
+            yield Pause(delay)
+    raise AssertionError("unreachable")
+
+
+def get_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
+    return Batch.model_validate((yield from _call(core, protocol.get_batch_call(batch_id))))
+
+
+def iter_batches(core: ClientCore, page_size: int) -> Plan[None]:
+    return _listing(core, protocol.batches_path(), "batches", page_size, Batch.model_validate, "data")
+
+
+def find_batch_by_name(core: ClientCore, name: str) -> Plan[Batch | None]:
+    token: str | None = None
+    while True:
+        items, token = yield from _page(core, protocol.batches_path(), "batches", 100, token, "data")
+        for item in items:
+            batch = Batch.model_validate(item)
+            if batch.name == name and batch.is_reusable:
+                return batch
+        if token is None:
+            return None
+
+
+def cancel_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
+    payload = yield from _call(core, protocol.cancel_batch_call(batch_id))
+    if isinstance(payload, dict) and "batch_id" in payload:
+        return Batch.model_validate(payload)
+    # Some answers to a cancel carry no batch: read it back.
+    return (yield from get_batch(core, batch_id))
+
+
+def add_requests(core: ClientCore, batch_id: str, requests: Iterable[Any], source: str) -> Plan[int]:
+    added = 0
+    calls: Iterable[tuple[ApiCall, int]] = core._add_calls(batch_id, requests, source)
+    with Prefetcher(iter(calls)) if core.prefetch_add_calls else contextlib.nullcontext(calls) as calls:
+        for call, count in calls:
+            yield call
+            call.discard_body()
+            added += count
+    return added
+
+
+def iter_batch_requests(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
+    path = protocol.batch_requests_path(batch_id)
+    return _listing(core, path, "batch_request_metadata", page_size, BatchRequestMetadata.model_validate)
+
+
+# -- results ---------------------------------------------------------------------------------
+def iter_results(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
+    return _result_pages(core, batch_id, page_size, lambda items: map(BatchResult.model_validate, items))
+
+
+def iter_result_pages(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
+    return _result_pages(
+        core, batch_id, page_size, lambda items: ([BatchResult.model_validate(item) for item in items],)
+    )
+
+
+def iter_raw_result_pages(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
+    return _result_pages(core, batch_id, page_size, lambda items: (items,))
+
+
+def iter_result_page_bodies(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
+    path = protocol.results_path(batch_id)
+    token: str | None = None
+    while True:
+        response = yield protocol.list_call(path, protocol.page_size(page_size), token)
+        token = core._page_token(response)
+        yield Emit((release(response),))
+        if token is None:
+            return
+
+
+# -- files -----------------------------------------------------------------------------------
+def upload_file(
+    core: ClientCore, file: IO[bytes], filename: str | None, expires_after: int | None
+) -> Plan[UploadedFile]:
+    call = protocol.upload_file_call(file, filename, expires_after)
+    return UploadedFile.model_validate((yield from _call(core, call)))
+
+
+def get_file(core: ClientCore, file_id: str) -> Plan[UploadedFile]:
+    return UploadedFile.model_validate((yield from _call(core, ApiCall("GET", protocol.file_path(file_id)))))
+
+
+def delete_file(core: ClientCore, file_id: str) -> Plan[None]:
+    yield ApiCall("DELETE", protocol.file_path(file_id))
+
+
+def iter_files(core: ClientCore, page_size: int) -> Plan[None]:
+    return _listing(core, "/v1/files", "data", page_size, UploadedFile.model_validate, "files")
