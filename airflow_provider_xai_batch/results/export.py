@@ -30,10 +30,9 @@ from airflow_provider_xai_batch.results.manifest import (
     build_manifest,
     reconcile,
 )
+from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
 from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile, resolve_output_folder
-
-_PROGRESS_EVERY_PAGES = 100
 
 _log = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ def export_results(
     allow_partial: bool = False,
     page_size: int = 1000,
     log: LogLike | None = None,
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
 ) -> dict[str, Any]:
     """Write every result of a batch under the folder ``output_path``; return the manifest.
 
@@ -77,6 +77,9 @@ def export_results(
     unless ``allow_partial`` is set, in which case the results so far are written and the manifest
     says ``"partial": true``. Running again rewrites byte-identical data files.
 
+    A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
+    at most once per ``progress_interval`` seconds, and ends with a summary line.
+
     >>> manifest = export_results(client, "batch_123", "/data/results/batch_123")  # doctest: +SKIP
     >>> manifest["total"] == manifest["succeeded"] + manifest["failed"]  # doctest: +SKIP
     True
@@ -84,6 +87,9 @@ def export_results(
     logger: LogLike = log if log is not None else _log
     folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
     before = client.get_batch(batch_id)
+    progress = ExportProgress(
+        logger, batch_id, expected=before.state.num_requests, interval=progress_interval
+    )
     status = before.status
     if not status.is_terminal and not allow_partial:
         raise BatchNotFinishedError(before)
@@ -103,12 +109,11 @@ def export_results(
         counts = RowCounts()
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
-            for number, body in enumerate(pages, start=1):
+            for body in pages:
                 succeeded_lines, failed_lines = encode_page_body(body, counts)
                 succeeded.write(succeeded_lines)
                 failed.write(failed_lines)
-                if number % _PROGRESS_EVERY_PAGES == 0:
-                    logger.info("batch %s: %d results written so far", batch_id, counts.total)
+                progress.update(counts.total)
         succeeded.close()
         failed.close()
 
@@ -145,12 +150,5 @@ def export_results(
             batch_id,
             "; ".join(notes),
         )
-    logger.info(
-        "batch %s: %d succeeded, %d failed (%d cancelled) written to %s",
-        batch_id,
-        counts.succeeded,
-        counts.failed,
-        counts.cancelled,
-        folder.uri(),
-    )
+    logger.info("%s", progress.summary(counts.succeeded, counts.failed, counts.cancelled, folder.uri()))
     return manifest
