@@ -81,7 +81,7 @@ def fill(url: str, counts: list[int]) -> dict[int, str]:
 
 def _ours(url: str, batch_id: str, folder: str, queue: Any) -> None:
     from airflow_provider_xai_batch.client import XAIBatchClient
-    from airflow_provider_xai_batch.results.writer import export_results, resolve_output_folder
+    from airflow_provider_xai_batch.results import export_results, resolve_output_folder
 
     # Imports stay outside the timing on both sides; the first ObjectStoragePath of a process
     # imports its filesystem modules.

@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_xai_batch.client import Batch, XAIBatchClient
 from airflow_provider_xai_batch.emulator import EmulatorServer
 from airflow_provider_xai_batch.results import BatchNotFinishedError, export_results
-from airflow_provider_xai_batch.results import writer as writer_module
+from airflow_provider_xai_batch.results import staging as staging_module
 
 API_KEY = "results-test-key-42"
 BIG = 50_000
@@ -202,7 +202,7 @@ def test_crash_between_files_leaves_no_partial_file_and_a_rerun_recovers(
     folder = tmp_path / "out"
     export_results(mixed_client, batch.batch_id, folder)  # an earlier, complete export
 
-    real_move = writer_module._move
+    real_move = staging_module._move
     moves: list[str] = []
 
     def move_then_die(fs: Any, source: str, target: str) -> None:
@@ -211,14 +211,14 @@ def test_crash_between_files_leaves_no_partial_file_and_a_rerun_recovers(
             raise OSError("worker lost its storage mid-export")
         real_move(fs, source, target)
 
-    monkeypatch.setattr(writer_module, "_move", move_then_die)
+    monkeypatch.setattr(staging_module, "_move", move_then_die)
     with pytest.raises(OSError, match="mid-export"):
         export_results(mixed_client, batch.batch_id, folder)
 
     # The old manifest is gone, so nothing vouches for a mix of files; no staging file stays.
     assert moves == ["succeeded.jsonl", "failed.jsonl"]
     assert folder_names(folder) == {"succeeded.jsonl", "failed.jsonl"}
-    monkeypatch.setattr(writer_module, "_move", real_move)
+    monkeypatch.setattr(staging_module, "_move", real_move)
 
     manifest = export_results(mixed_client, batch.batch_id, folder)
     assert folder_names(folder) == FINAL_NAMES
@@ -316,7 +316,7 @@ def test_counters_moving_after_a_cancel_are_reported(
         return settled.model_copy(update={"state": state})
 
     monkeypatch.setattr(mixed_client, "get_batch", counters_drift)
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_xai_batch.results.writer"):
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_xai_batch.results.export"):
         manifest = export_results(mixed_client, batch.batch_id, tmp_path)
 
     assert manifest["reconciled"] is False

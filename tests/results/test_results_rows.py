@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_xai_batch.client import Batch, XAIError
-from airflow_provider_xai_batch.results.writer import RowCounts, encode_page_body, reconcile
+from airflow_provider_xai_batch.results.manifest import reconcile
+from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
 
 
 def success(request_id: str, kind: str = "chat_get_completion", ticks: Any = 100) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""Stream a batch's results to object storage: ``succeeded.jsonl``, ``failed.jsonl``, then ``manifest.json``.
+
+Data files are published first and the manifest last, so a reader that waits for
+``manifest.json`` always sees a finished, consistent export. Pages are written as they arrive, so
+memory stays flat whatever the size of the batch.
+
+>>> from airflow_provider_xai_batch.client import XAIBatchClient
+>>> with XAIBatchClient("xai-key", base_url="http://127.0.0.1:8787") as client:  # doctest: +SKIP
+...     manifest = export_results(client, "batch_123", "s3://bucket/evals/nightly", output_conn_id="aws")
+>>> manifest["succeeded"], manifest["failed"], manifest["files"]["failed"]  # doctest: +SKIP
+(49012, 988, 's3://bucket/evals/nightly/failed.jsonl')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
+from airflow_provider_xai_batch.client.prefetch import Prefetcher
+from airflow_provider_xai_batch.logs import LogLike
+from airflow_provider_xai_batch.results.manifest import (
+    FAILED_FILE,
+    MANIFEST_FILE,
+    SUCCEEDED_FILE,
+    build_manifest,
+    reconcile,
+)
+from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
+from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
+from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile, resolve_output_folder
+
+_log = logging.getLogger(__name__)
+
+
+class BatchNotFinishedError(XAIError):
+    """The batch is still running (or empty), and a complete export was asked for.
+
+    >>> from airflow_provider_xai_batch.client import Batch
+    >>> batch = Batch(batch_id="batch_1", state={"num_requests": 10, "num_pending": 4})
+    >>> BatchNotFinishedError(batch).status
+    'processing'
+    """
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch_id = batch.batch_id
+        self.status = batch.status.value
+        state = batch.state
+        super().__init__(
+            f"batch {batch.batch_id} is {self.status} ({state.num_pending} of {state.num_requests} "
+            "requests pending): wait until it finishes (XAIBatchSensor), or pass allow_partial=True "
+            "to export the results that exist so far"
+        )
+
+
+def export_results(
+    client: XAIBatchClient,
+    batch_id: str,
+    output_path: ObjectStoragePath | str,
+    *,
+    output_conn_id: str | None = None,
+    allow_partial: bool = False,
+    page_size: int = 1000,
+    log: LogLike | None = None,
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+) -> dict[str, Any]:
+    """Write every result of a batch under the folder ``output_path``; return the manifest.
+
+    ``output_path`` is any ``ObjectStoragePath`` URI (``s3://bucket/prefix``, ``file:///data/out``)
+    or a plain local path; ``output_conn_id`` is the Airflow connection to reach it. The folder gets
+    ``succeeded.jsonl``, ``failed.jsonl`` (cancelled requests included) and, last,
+    ``manifest.json``. A batch still running is refused with :class:`BatchNotFinishedError`
+    unless ``allow_partial`` is set, in which case the results so far are written and the manifest
+    says ``"partial": true``. Running again rewrites byte-identical data files.
+
+    A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
+    at most once per ``progress_interval`` seconds, and ends with a summary line.
+
+    >>> manifest = export_results(client, "batch_123", "/data/results/batch_123")  # doctest: +SKIP
+    >>> manifest["total"] == manifest["succeeded"] + manifest["failed"]  # doctest: +SKIP
+    True
+    """
+    logger: LogLike = log if log is not None else _log
+    folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
+    before = client.get_batch(batch_id)
+    progress = ExportProgress(
+        logger, batch_id, expected=before.state.num_requests, interval=progress_interval
+    )
+    status = before.status
+    if not status.is_terminal and not allow_partial:
+        raise BatchNotFinishedError(before)
+    partial = not status.is_terminal
+    if partial:
+        logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
+
+    folder.fs.makedirs(folder.root, exist_ok=True)
+    folder.remove_stale_staging(logger)
+    token = uuid.uuid4().hex[:12]
+    staged: list[StagedFile] = []
+    try:
+        succeeded = StagedFile(folder, SUCCEEDED_FILE, token)
+        staged.append(succeeded)
+        failed = StagedFile(folder, FAILED_FILE, token)
+        staged.append(failed)
+        counts = RowCounts()
+        # The next page downloads while this one is encoded and written; memory stays a few pages.
+        with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
+            for body in pages:
+                succeeded_lines, failed_lines = encode_page_body(body, counts)
+                succeeded.write(succeeded_lines)
+                failed.write(failed_lines)
+                progress.update(counts.total)
+        succeeded.close()
+        failed.close()
+
+        after = client.get_batch(batch_id)
+        reconciled, expected, notes = reconcile(counts, before, after, partial=partial)
+        manifest = build_manifest(
+            after,
+            counts,
+            {"succeeded": succeeded, "failed": failed},
+            partial=partial,
+            reconciled=reconciled,
+            expected=expected,
+            notes=notes,
+        )
+        manifest_file = StagedFile(folder, MANIFEST_FILE, token)
+        staged.append(manifest_file)
+        manifest_file.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+        manifest_file.close()
+
+        # The old manifest goes first: from here until the new one lands, no manifest vouches for
+        # a mix of old and new data files.
+        folder.remove(MANIFEST_FILE)
+        succeeded.publish()
+        failed.publish()
+        manifest_file.publish()
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+
+    if not reconciled:
+        logger.warning(
+            "batch %s: the results written do not match the batch's counters: %s",
+            batch_id,
+            "; ".join(notes),
+        )
+    logger.info("%s", progress.summary(counts.succeeded, counts.failed, counts.cancelled, folder.uri()))
+    return manifest

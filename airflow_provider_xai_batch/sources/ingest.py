@@ -1,0 +1,134 @@
+"""Adding requests in two passes over the same input, so nothing is sent unless everything is valid.
+
+1. :func:`validate` reads everything once and checks every request (shape, endpoint, body, id,
+   size, ids reused for other content across all files), then returns an :class:`InputSummary`.
+2. :func:`iter_native` streams the normalised native requests again, for sending.
+
+Memory never grows with the input: one line at a time, plus about 100 bytes per request id.
+
+>>> from airflow_provider_xai_batch.sources.resolve import resolve_input
+>>> resolved = resolve_input(requests=[{"custom_id": "q1", "body": {
+...     "model": "grok-4.3", "messages": [{"role": "user", "content": "Hi"}]}}])
+>>> validate(resolved).unique
+1
+>>> [request["batch_request_id"] for request in iter_native(resolved)]
+['q1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_xai_batch.client.errors import XAIInputError
+from airflow_provider_xai_batch.client.inputs import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DuplicateIdChecker,
+    NativeRequest,
+    check_request_size,
+    encode_request,
+)
+from airflow_provider_xai_batch.logs import LogLike
+from airflow_provider_xai_batch.sources.reading import iter_positioned
+from airflow_provider_xai_batch.sources.resolve import REQUESTS_LABEL, ResolvedInput, resolve_input
+
+if TYPE_CHECKING:
+    from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """What :func:`validate` found.
+
+    ``total`` counts every request read, ``unique`` counts identical repeats once (the service
+    keeps one of them), ``per_source`` maps each file URI (or the list label) to its request count.
+    """
+
+    total: int
+    unique: int
+    per_source: dict[str, int] = field(default_factory=dict)
+
+
+def validate(resolved: ResolvedInput, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> InputSummary:
+    """Read the whole input once and check every request; raise :class:`XAIInputError` at the first problem.
+
+    Checks each request's shape, endpoint url, body and id, its encoded size against
+    ``max_request_bytes``, and that no id is used for different content anywhere in the input
+    (across all files). Nothing is sent. Memory stays flat: one line at a time, plus about 100
+    bytes per request for the id check.
+
+    >>> validate(resolve_input(requests=[{"body": {"model": "grok-4.3", "messages": [1]}}])).per_source
+    {'requests': 1}
+    """
+    checker = DuplicateIdChecker()
+    per_source: dict[str, int] = dict.fromkeys(resolved.sources, 0)
+    total = unique = 0
+    for source, where, request in iter_positioned(resolved):
+        check_request_size(request, encode_request(request), max_request_bytes, source=source, position=where)
+        if checker.check(request, source=source, position=where):
+            unique += 1
+        total += 1
+        per_source[source] += 1
+    return InputSummary(total=total, unique=unique, per_source=per_source)
+
+
+def iter_native(resolved: ResolvedInput) -> Iterator[NativeRequest]:
+    """Stream the input's normalised native requests, each identical repeat only once.
+
+    Meant for the second pass after :func:`validate`; a request id reused for other content (the
+    input changed in between) still raises :class:`XAIInputError` rather than being sent.
+    """
+    checker = DuplicateIdChecker()
+    for source, where, request in iter_positioned(resolved):
+        if checker.check(request, source=source, position=where):
+            yield request
+
+
+def add_from_input(
+    hook: XAIBatchHook,
+    batch_id: str,
+    *,
+    requests: Any = None,
+    source: Any = None,
+    source_conn_id: str | None = None,
+    source_label: str = REQUESTS_LABEL,
+    log: LogLike | None = None,
+) -> int:
+    """Validate the whole input, then stream it into a batch; return how many distinct requests were sent.
+
+    Nothing is sent when any request is bad. Every request carries a deterministic id, so calling
+    this again with the same input (a retry after a failure half-way) adds nothing twice and
+    misses nothing: the service accepts an identical re-add as a no-op.
+
+    >>> add_from_input(hook, "batch_123", source="s3://bucket/in/*.jsonl.gz",  # doctest: +SKIP
+    ...                source_conn_id="aws_default")
+    1200
+    """
+    resolved = resolve_input(
+        requests=requests, source=source, source_conn_id=source_conn_id, source_label=source_label
+    )
+    limit = hook.get_conn().limits.max_request_bytes
+    summary = validate(resolved, max_request_bytes=limit)
+    if log is not None:
+        for name, count in summary.per_source.items():
+            log.info("%s: %d requests", name, count)
+        log.info(
+            "validated %d requests (%d distinct) from %d source(s); adding them to batch %s",
+            summary.total,
+            summary.unique,
+            len(summary.per_source),
+            batch_id,
+        )
+        if summary.unique == 0:
+            log.warning("the request list is empty: nothing to add to batch %s", batch_id)
+    if summary.unique == 0:
+        return 0
+    added = hook.add_requests(batch_id, iter_native(resolved), source=resolved.label)
+    if added != summary.unique:
+        raise XAIInputError(
+            f"the input changed while it was being sent: validated {summary.unique} distinct requests, "
+            f"sent {added}; run the task again to send the current input",
+            source=", ".join(summary.per_source),
+        )
+    return added
