@@ -15,7 +15,8 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -29,9 +30,11 @@ from airflow_provider_xai_batch.client.errors import (
     error_from_response,
     scrub,
 )
-from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_requests
+from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_request
+from airflow_provider_xai_batch.client.located import LocatedRequest
 from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
 from airflow_provider_xai_batch.client.protocol import ApiCall
+from airflow_provider_xai_batch.client.rejections import Where
 from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
@@ -281,24 +284,57 @@ class ClientCore:
             return protocol.parse_page(self._page_json(response), "results")[1]
         return page.pagination_token or page.next_page_token or None
 
-    def _encoded_requests(self, requests: Iterable[Any], source: str) -> Iterator[tuple[str, bytes]]:
-        """Normalise, size-check and encode each request, lazily."""
+    def _encoded_requests(
+        self, requests: Iterable[Any], source: str, where: deque[Where]
+    ) -> Iterator[tuple[str, bytes]]:
+        """Normalise, size-check and encode each request, lazily, noting in ``where`` where each came from."""
+        if isinstance(requests, (str, bytes, Mapping)):
+            raise XAIInputError(
+                f"requests must be a list of request objects, got {type(requests).__name__}", source=source
+            )
         limit = self.limits.max_request_bytes
-        for index, request in enumerate(normalise_requests(requests, source=source)):
+        for index, item in enumerate(requests):
+            origin: Where
+            if type(item) is LocatedRequest:
+                request = normalise_request(item.request, source=item.source, position=item.position)
+                item_source, position, origin = item.source, item.position, (item.source, item.position)
+            else:
+                request = normalise_request(item, source=source, position=index)
+                item_source, position, origin = source, f"item {index}", index
             encoded = encode_request(request)
-            check_request_size(request, encoded, limit, source=source, position=f"item {index}")
+            check_request_size(request, encoded, limit, source=item_source, position=position)
+            where.append(origin)
             yield request["batch_request_id"], encoded
 
-    def _add_calls(
-        self, batch_id: str, requests: Iterable[Any], source: str
-    ) -> Iterator[tuple[ApiCall, int]]:
+    def _packed_adds(self, requests: Iterable[Any], source: str) -> Iterator[PackedAdd]:
+        """The add calls for ``requests``, each with where its requests came from."""
+        where: deque[Where] = deque()
         packed = protocol.pack_add_calls(
-            self._encoded_requests(requests, source),
+            self._encoded_requests(requests, source, where),
             max_body_bytes=self.limits.max_add_call_bytes,
             max_requests=self.limits.max_requests_per_call,
             # Packing 25 MB takes about half a second; a small first call gets the service working
             # on it meanwhile instead of waiting (the calls double from there).
             first_body_bytes=FIRST_ADD_CALL_BYTES,
         )
+        for call in packed:
+            # The packer has read one request past this call at most: its entry stays for the next.
+            yield PackedAdd(call, [where.popleft() for _ in range(call.count)])
+
+    def _add_calls(
+        self, batch_id: str, requests: Iterable[Any], source: str
+    ) -> Iterator[tuple[ApiCall, int]]:
+        """The add calls as they are sent, with how many requests each carries."""
         # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
-        return map(lambda call: (protocol.add_requests_call(batch_id, call), call.count), packed)
+        return map(
+            lambda add: (protocol.add_requests_call(batch_id, add.call), add.call.count),
+            self._packed_adds(requests, source),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedAdd:
+    """One add call and, for each of its requests, where it came from (see :data:`.rejections.Where`)."""
+
+    call: protocol.AddCall
+    where: list[Where]

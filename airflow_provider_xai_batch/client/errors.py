@@ -20,6 +20,7 @@ No message built here contains the API key: the key is scrubbed from anything th
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -79,7 +80,14 @@ class XAIAPIError(XAIError):
     (404, 'Some requested entity was not found', 'batch not found')
     >>> str(XAIAPIError(404, None, "batch not found", origin="https://api.x.ai"))
     'xAI API error 404 (https://api.x.ai): batch not found'
+
+    When the error is about one request of an add call, ``request_id``, ``source`` and
+    ``position`` say which (see :meth:`for_request`).
     """
+
+    request_id: str | None = None
+    source: str | None = None
+    position: str | None = None
 
     def __init__(
         self, status_code: int, code: str | None, message: str, *, origin: str | None = None
@@ -92,10 +100,38 @@ class XAIAPIError(XAIError):
 
     def __str__(self) -> str:
         where = f" ({self.origin})" if self.origin else ""
-        return f"xAI API error {self.status_code}{where}: {self.message}"
+        about = [part for part in (self.source, self.position) if part]
+        if self.request_id is not None:
+            about.append(f"request {self.request_id!r}")
+        named = ", ".join(about) + ": " if about else ""
+        return f"xAI API error {self.status_code}{where}: {named}{self.message}"
+
+    def for_request(self, request_id: str | None, source: str, position: str | None) -> XAIAPIError:
+        """A copy of this error that names the one request it is about.
+
+        >>> error = XAIInvalidRequestError(400, None, "Model grok-2-mini is not supported for batch processing.")
+        >>> print(error.for_request("in.jsonl-1f2e3d4c-line-700", "s3://b/in.jsonl", "line 700"))
+        xAI API error 400: s3://b/in.jsonl, line 700, request 'in.jsonl-1f2e3d4c-line-700': Model grok-2-mini is not supported for batch processing.
+        """
+        located = copy.copy(self)
+        located.request_id, located.source, located.position = request_id, source, position
+        located.args = (str(located),)
+        return located
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "request_id": self.request_id,
+            "source": self.source,
+            "position": self.position,
+        }
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+        self.args = (str(self),)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status_code, self.code, self.message), {"origin": self.origin})
+        return (type(self), (self.status_code, self.code, self.message), self._state())
 
 
 class XAIAuthenticationError(XAIAPIError):
@@ -135,7 +171,7 @@ class XAIRateLimitError(XAIAPIError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         args = (self.status_code, self.code, self.message, self.retry_after)
-        return (type(self), args, {"origin": self.origin})
+        return (type(self), args, self._state())
 
 
 class XAIServerError(XAIAPIError):

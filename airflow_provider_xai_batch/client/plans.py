@@ -24,8 +24,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 
-from airflow_provider_xai_batch.client import protocol
-from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, log, release
+from airflow_provider_xai_batch.client import protocol, rejections
+from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, PackedAdd, log, release
+from airflow_provider_xai_batch.client.errors import XAIAPIError
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.client.protocol import ApiCall
@@ -167,13 +168,35 @@ def cancel_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
 
 def add_requests(core: ClientCore, batch_id: str, requests: Iterable[Any], source: str) -> Plan[int]:
     added = 0
-    calls: Iterable[tuple[ApiCall, int]] = core._add_calls(batch_id, requests, source)
-    with Prefetcher(iter(calls)) if core.prefetch_add_calls else contextlib.nullcontext(calls) as calls:
-        for call, count in calls:
-            yield call
-            call.discard_body()
-            added += count
+    packed: Iterable[PackedAdd] = core._packed_adds(requests, source)
+    with Prefetcher(iter(packed)) if core.prefetch_add_calls else contextlib.nullcontext(packed) as adds:
+        for add in adds:
+            yield from _send_add(core, batch_id, add, source)
+            added += add.call.count
     return added
+
+
+def _send_add(core: ClientCore, batch_id: str, add: PackedAdd, source: str) -> Plan[None]:
+    """Send one add call; if the service rejects it as a whole, split it down to the request at fault."""
+    pending = [(add.call, 0)]
+    while pending:
+        call, first = pending.pop()
+        api_call = protocol.add_requests_call(batch_id, call)
+        try:
+            yield api_call
+        except XAIAPIError as error:
+            if not rejections.should_split(error, count=call.count):
+                if call.count == 1:
+                    raise rejections.located_error(error, call, add.where, first, source) from None
+                raise
+            log.info(
+                "an add call of %d requests was rejected (%s); splitting it to find the request at fault",
+                call.count,
+                error.message[:200],
+            )
+            pending += rejections.halves(call, first)
+        finally:
+            api_call.discard_body()
 
 
 def iter_batch_requests(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
