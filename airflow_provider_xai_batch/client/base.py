@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from airflow_provider_xai_batch.client import protocol
+from airflow_provider_xai_batch.client.api_key import clean_api_key
 from airflow_provider_xai_batch.client.errors import (
     XAIAPIError,
     XAIConnectionError,
@@ -122,17 +123,17 @@ class ClientCore:
         retry_policy: RetryPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not api_key:
+        self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
+        self.conn_id = conn_id
+        if not api_key or not api_key.strip():
             raise XAIInputError(
                 "no API key given (set the connection's password or XAI_API_KEY)", source="connection"
             )
-        self._api_key = api_key
-        self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
+        self._api_key = clean_api_key(api_key, origin=self.origin)
         self.timeout = timeout
         self.connect_timeout = (
             min(timeout, DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
         )
-        self.conn_id = conn_id
         self.limits = limits or ClientLimits()
         # A copy: the caller's policy object may be shared by other clients.
         self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy())

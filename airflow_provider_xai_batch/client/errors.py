@@ -24,6 +24,7 @@ import copy
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 
 class XAIError(Exception):
@@ -181,14 +182,43 @@ class XAIServerError(XAIAPIError):
 _WRONG_KEY_MARKER = "incorrect api key"
 
 
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """Every way ``secret`` may be written into a text, longest first.
+
+    Raw and stripped; escaped as Python writes a ``str`` or ``bytes`` repr (as HTTP libraries quote
+    a header value they refuse); escaped as JSON; percent-encoded.
+
+    >>> forms = secret_forms("k\\u00e9y")
+    >>> "k\\\\xe9y" in forms, "k%C3%A9y" in forms
+    (True, True)
+    """
+    forms = {
+        secret,
+        secret.strip(),
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+    }
+    return tuple(sorted((form for form in forms if form), key=len, reverse=True))
+
+
 def scrub(text: str, secret: str | None) -> str:
-    """Replace every occurrence of ``secret`` in ``text`` by ``***``.
+    """Replace every occurrence of ``secret``, in any of its :func:`secret_forms`, by ``***``.
 
     >>> scrub("key xai-123 rejected", "xai-123")
     'key *** rejected'
+    >>> scrub("Illegal header value b'Bearer xai-\\\\xc3\\\\xa9'", "xai-\\u00e9")
+    "Illegal header value b'Bearer ***'"
     """
-    if secret and secret in text:
-        return text.replace(secret, "***")
+    if not secret:
+        return text
+    for form in secret_forms(secret):
+        if form in text:
+            text = text.replace(form, "***")
     return text
 
 

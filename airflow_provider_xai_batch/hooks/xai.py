@@ -116,11 +116,14 @@ class XAIBatchHook(BaseHook):
         schema: str | None,
         extra: Mapping[str, Any],
     ) -> dict[str, Any]:
-        api_key = password or os.environ.get(API_KEY_ENV, "")
+        raw = password if password and password.strip() else os.environ.get(API_KEY_ENV, "")
+        api_key = raw.strip()
         if not api_key:
             raise XAIError(
                 f"connection {self.xai_conn_id!r} has no API key: set its password or the {API_KEY_ENV} variable"
             )
+        # Both as stored and as sent, so that either is masked wherever Airflow finds it.
+        mask_secret(raw)
         mask_secret(api_key)
         return {
             "api_key": api_key,
