@@ -42,6 +42,7 @@ log = logging.getLogger("airflow_provider_xai_batch.client")
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
 FIRST_ADD_CALL_BYTES = 1_000_000
 USER_AGENT = "airflow-provider-xai-batch"
 
@@ -118,6 +119,7 @@ class ClientCore:
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float | None = None,
         conn_id: str | None = None,
+        create_lookup_seconds: float = DEFAULT_CREATE_LOOKUP_SECONDS,
         max_retries: int | None = None,
         limits: ClientLimits | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -131,6 +133,8 @@ class ClientCore:
             )
         self._api_key = clean_api_key(api_key, origin=self.origin)
         self.timeout = timeout
+        # How long to keep looking for a batch whose create had an unclear outcome before creating again.
+        self.create_lookup_seconds = create_lookup_seconds
         self.connect_timeout = (
             min(timeout, DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
         )

@@ -28,6 +28,7 @@ from airflow_provider_xai_batch.client import protocol, rejections
 from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, PackedAdd, log, release
 from airflow_provider_xai_batch.client.errors import XAIAPIError
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
+from airflow_provider_xai_batch.client.policy import next_lookup_pause
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.client.protocol import ApiCall
 
@@ -125,7 +126,7 @@ def create_batch(core: ClientCore, name: str, input_file_id: str | None = None) 
         try:
             return Batch.model_validate((yield from _call(core, call)))
         except AmbiguousOutcomeError as unclear:
-            existing = yield from find_batch_by_name(core, name)
+            existing = yield from _look_for_created(core, name)
             if existing is not None:
                 log.warning(
                     "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
@@ -136,6 +137,28 @@ def create_batch(core: ClientCore, name: str, input_file_id: str | None = None) 
                 raise unclear.error from None
             yield Pause(delay)
     raise AssertionError("unreachable")
+
+
+def _look_for_created(core: ClientCore, name: str) -> Plan[Batch | None]:
+    """Look for the batch an unclear create may have made, for up to ``create_lookup_seconds``.
+
+    The service may apply a create after the client gave up waiting for its answer: one look right
+    away would miss it, and creating again would leave a second, empty batch.
+    """
+    deadline = core._monotonic() + core.create_lookup_seconds
+    lookups = 0
+    while True:
+        found = yield from find_batch_by_name(core, name)
+        if found is not None:
+            return found
+        pause = next_lookup_pause(lookups, deadline - core._monotonic())
+        if pause is None:
+            log.warning(
+                "no batch %r appeared within %.0fs; creating it again", name, core.create_lookup_seconds
+            )
+            return None
+        yield Pause(pause)
+        lookups += 1
 
 
 def get_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
