@@ -36,6 +36,7 @@ from airflow_provider_xai_batch.client.located import LocatedRequest
 from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
 from airflow_provider_xai_batch.client.protocol import ApiCall
 from airflow_provider_xai_batch.client.rejections import Where
+from airflow_provider_xai_batch.client.seen_ids import SeenIds
 from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
@@ -290,14 +291,19 @@ class ClientCore:
         return page.pagination_token or page.next_page_token or None
 
     def _encoded_requests(
-        self, requests: Iterable[Any], source: str, where: deque[Where]
+        self, requests: Iterable[Any], source: str, noted: deque[tuple[Where, bool]]
     ) -> Iterator[tuple[str, bytes]]:
-        """Normalise, size-check and encode each request, lazily, noting in ``where`` where each came from."""
+        """Normalise, size-check and encode each request, lazily.
+
+        For each request, ``noted`` gets where it came from and whether its id is new to this call
+        (an identical repeat is sent again, harmlessly, but not counted twice).
+        """
         if isinstance(requests, (str, bytes, Mapping)):
             raise XAIInputError(
                 f"requests must be a list of request objects, got {type(requests).__name__}", source=source
             )
         limit = self.limits.max_request_bytes
+        seen = SeenIds()
         for index, item in enumerate(requests):
             origin: Where
             if type(item) is LocatedRequest:
@@ -308,14 +314,15 @@ class ClientCore:
                 item_source, position, origin = source, f"item {index}", index
             encoded = encode_request(request)
             check_request_size(request, encoded, limit, source=item_source, position=position)
-            where.append(origin)
-            yield request["batch_request_id"], encoded
+            request_id = request["batch_request_id"]
+            noted.append((origin, seen.add(request_id)))
+            yield request_id, encoded
 
     def _packed_adds(self, requests: Iterable[Any], source: str) -> Iterator[PackedAdd]:
         """The add calls for ``requests``, each with where its requests came from."""
-        where: deque[Where] = deque()
+        noted: deque[tuple[Where, bool]] = deque()
         packed = protocol.pack_add_calls(
-            self._encoded_requests(requests, source, where),
+            self._encoded_requests(requests, source, noted),
             max_body_bytes=self.limits.max_add_call_bytes,
             max_requests=self.limits.max_requests_per_call,
             # Packing 25 MB takes about half a second; a small first call gets the service working
@@ -324,7 +331,8 @@ class ClientCore:
         )
         for call in packed:
             # The packer has read one request past this call at most: its entry stays for the next.
-            yield PackedAdd(call, [where.popleft() for _ in range(call.count)])
+            entries = [noted.popleft() for _ in range(call.count)]
+            yield PackedAdd(call, [origin for origin, _ in entries], sum(new for _, new in entries))
 
     def _add_calls(
         self, batch_id: str, requests: Iterable[Any], source: str
@@ -343,3 +351,5 @@ class PackedAdd:
 
     call: protocol.AddCall
     where: list[Where]
+    #: How many of its requests have ids not seen earlier in the same ``add_requests`` call.
+    new: int

@@ -195,7 +195,7 @@ def add_requests(core: ClientCore, batch_id: str, requests: Iterable[Any], sourc
     with Prefetcher(iter(packed)) if core.prefetch_add_calls else contextlib.nullcontext(packed) as adds:
         for add in adds:
             yield from _send_add(core, batch_id, add, source)
-            added += add.call.count
+            added += add.new
     return added
 
 
