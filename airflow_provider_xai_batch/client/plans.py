@@ -258,7 +258,11 @@ def upload_file(
     core: ClientCore, file: IO[bytes], filename: str | None, expires_after: int | None
 ) -> Plan[UploadedFile]:
     call = protocol.upload_file_call(file, filename, expires_after)
-    return UploadedFile.model_validate((yield from _call(core, call)))
+    try:
+        return UploadedFile.model_validate((yield from _call(core, call)))
+    except AmbiguousOutcomeError as unclear:
+        # A file that cannot be rewound cannot be sent again; whether it arrived is unknown.
+        raise unclear.error from None
 
 
 def get_file(core: ClientCore, file_id: str) -> Plan[UploadedFile]:

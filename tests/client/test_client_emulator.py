@@ -24,6 +24,7 @@ from airflow_provider_xai_batch.client import (
     XAINotFoundError,
     XAIPermissionDeniedError,
     XAIRateLimitError,
+    XAIServerError,
 )
 from airflow_provider_xai_batch.emulator import EmulatorServer
 
@@ -359,3 +360,29 @@ def test_both_clients_read_results_page_by_page_and_file_content_with_retries(
                 [c async for c in aclient.iter_file_content("file_missing")]
 
     asyncio.run(scenario())
+
+
+class _OneWayStream(io.RawIOBase):
+    """A file that can be read once, like a pipe: an upload of it cannot be retried."""
+
+    def __init__(self, content: bytes) -> None:
+        self._source = io.BytesIO(content)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_an_upload_that_cannot_be_resent_fails_with_the_services_error(
+    client: XAIBatchClient, emulator: EmulatorServer
+) -> None:
+    emulator.faults.inject("upload_file", status=503, count=1)
+    content = jsonl([{"custom_id": "z", "body": chat(0)["body"]}])
+    with pytest.raises(XAIServerError, match=r"xAI API error 503"):
+        client.upload_file(_OneWayStream(content), filename="pipe.jsonl")  # type: ignore[arg-type]
+    assert emulator.calls("upload_file") == 1
+    assert client.upload_file(io.BytesIO(content), filename="in.jsonl").filename == "in.jsonl"
