@@ -23,6 +23,7 @@ from airflow_provider_xai_batch.client.errors import (
     XAIRateLimitError,
     XAIServerError,
 )
+from airflow_provider_xai_batch.client.located import LocatedRequest
 from airflow_provider_xai_batch.client.models import (
     Batch,
     BatchRequestMetadata,
@@ -42,6 +43,7 @@ __all__ = [
     "BatchState",
     "BatchStatus",
     "ClientLimits",
+    "LocatedRequest",
     "RetryPolicy",
     "UploadedFile",
     "XAIAPIError",

@@ -15,13 +15,15 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
 import msgspec
 
 from airflow_provider_xai_batch.client import protocol
+from airflow_provider_xai_batch.client.api_key import clean_api_key
 from airflow_provider_xai_batch.client.errors import (
     XAIAPIError,
     XAIConnectionError,
@@ -29,15 +31,19 @@ from airflow_provider_xai_batch.client.errors import (
     error_from_response,
     scrub,
 )
-from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_requests
+from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_request
+from airflow_provider_xai_batch.client.located import LocatedRequest
 from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
 from airflow_provider_xai_batch.client.protocol import ApiCall
+from airflow_provider_xai_batch.client.rejections import Where
+from airflow_provider_xai_batch.client.seen_ids import SeenIds
 from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 
 log = logging.getLogger("airflow_provider_xai_batch.client")
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
 FIRST_ADD_CALL_BYTES = 1_000_000
 USER_AGENT = "airflow-provider-xai-batch"
 
@@ -114,22 +120,25 @@ class ClientCore:
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float | None = None,
         conn_id: str | None = None,
+        create_lookup_seconds: float = DEFAULT_CREATE_LOOKUP_SECONDS,
         max_retries: int | None = None,
         limits: ClientLimits | None = None,
         retry_policy: RetryPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not api_key:
+        self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
+        self.conn_id = conn_id
+        if not api_key or not api_key.strip():
             raise XAIInputError(
                 "no API key given (set the connection's password or XAI_API_KEY)", source="connection"
             )
-        self._api_key = api_key
-        self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
+        self._api_key = clean_api_key(api_key, origin=self.origin)
         self.timeout = timeout
+        # How long to keep looking for a batch whose create had an unclear outcome before creating again.
+        self.create_lookup_seconds = create_lookup_seconds
         self.connect_timeout = (
             min(timeout, DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
         )
-        self.conn_id = conn_id
         self.limits = limits or ClientLimits()
         # A copy: the caller's policy object may be shared by other clients.
         self.retry_policy = dataclasses.replace(retry_policy or RetryPolicy())
@@ -281,24 +290,66 @@ class ClientCore:
             return protocol.parse_page(self._page_json(response), "results")[1]
         return page.pagination_token or page.next_page_token or None
 
-    def _encoded_requests(self, requests: Iterable[Any], source: str) -> Iterator[tuple[str, bytes]]:
-        """Normalise, size-check and encode each request, lazily."""
-        limit = self.limits.max_request_bytes
-        for index, request in enumerate(normalise_requests(requests, source=source)):
-            encoded = encode_request(request)
-            check_request_size(request, encoded, limit, source=source, position=f"item {index}")
-            yield request["batch_request_id"], encoded
+    def _encoded_requests(
+        self, requests: Iterable[Any], source: str, noted: deque[tuple[Where, bool]]
+    ) -> Iterator[tuple[str, bytes]]:
+        """Normalise, size-check and encode each request, lazily.
 
-    def _add_calls(
-        self, batch_id: str, requests: Iterable[Any], source: str
-    ) -> Iterator[tuple[ApiCall, int]]:
+        For each request, ``noted`` gets where it came from and whether its id is new to this call
+        (an identical repeat is sent again, harmlessly, but not counted twice).
+        """
+        if isinstance(requests, (str, bytes, Mapping)):
+            raise XAIInputError(
+                f"requests must be a list of request objects, got {type(requests).__name__}", source=source
+            )
+        limit = self.limits.max_request_bytes
+        seen = SeenIds()
+        for index, item in enumerate(requests):
+            origin: Where
+            if type(item) is LocatedRequest:
+                request = normalise_request(item.request, source=item.source, position=item.position)
+                item_source, position, origin = item.source, item.position, (item.source, item.position)
+            else:
+                request = normalise_request(item, source=source, position=index)
+                item_source, position, origin = source, f"item {index}", index
+            encoded = encode_request(request)
+            check_request_size(request, encoded, limit, source=item_source, position=position)
+            request_id = request["batch_request_id"]
+            noted.append((origin, seen.add(request_id)))
+            yield request_id, encoded
+
+    def _packed_adds(self, requests: Iterable[Any], source: str) -> Iterator[PackedAdd]:
+        """The add calls for ``requests``, each with where its requests came from."""
+        noted: deque[tuple[Where, bool]] = deque()
         packed = protocol.pack_add_calls(
-            self._encoded_requests(requests, source),
+            self._encoded_requests(requests, source, noted),
             max_body_bytes=self.limits.max_add_call_bytes,
             max_requests=self.limits.max_requests_per_call,
             # Packing 25 MB takes about half a second; a small first call gets the service working
             # on it meanwhile instead of waiting (the calls double from there).
             first_body_bytes=FIRST_ADD_CALL_BYTES,
         )
+        for call in packed:
+            # The packer has read one request past this call at most: its entry stays for the next.
+            entries = [noted.popleft() for _ in range(call.count)]
+            yield PackedAdd(call, [origin for origin, _ in entries], sum(new for _, new in entries))
+
+    def _add_calls(
+        self, batch_id: str, requests: Iterable[Any], source: str
+    ) -> Iterator[tuple[ApiCall, int]]:
+        """The add calls as they are sent, with how many requests each carries."""
         # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
-        return map(lambda call: (protocol.add_requests_call(batch_id, call), call.count), packed)
+        return map(
+            lambda add: (protocol.add_requests_call(batch_id, add.call), add.call.count),
+            self._packed_adds(requests, source),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedAdd:
+    """One add call and, for each of its requests, where it came from (see :data:`.rejections.Where`)."""
+
+    call: protocol.AddCall
+    where: list[Where]
+    #: How many of its requests have ids not seen earlier in the same ``add_requests`` call.
+    new: int

@@ -20,9 +20,11 @@ No message built here contains the API key: the key is scrubbed from anything th
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 
 class XAIError(Exception):
@@ -79,7 +81,14 @@ class XAIAPIError(XAIError):
     (404, 'Some requested entity was not found', 'batch not found')
     >>> str(XAIAPIError(404, None, "batch not found", origin="https://api.x.ai"))
     'xAI API error 404 (https://api.x.ai): batch not found'
+
+    When the error is about one request of an add call, ``request_id``, ``source`` and
+    ``position`` say which (see :meth:`for_request`).
     """
+
+    request_id: str | None = None
+    source: str | None = None
+    position: str | None = None
 
     def __init__(
         self, status_code: int, code: str | None, message: str, *, origin: str | None = None
@@ -92,10 +101,38 @@ class XAIAPIError(XAIError):
 
     def __str__(self) -> str:
         where = f" ({self.origin})" if self.origin else ""
-        return f"xAI API error {self.status_code}{where}: {self.message}"
+        about = [part for part in (self.source, self.position) if part]
+        if self.request_id is not None:
+            about.append(f"request {self.request_id!r}")
+        named = ", ".join(about) + ": " if about else ""
+        return f"xAI API error {self.status_code}{where}: {named}{self.message}"
+
+    def for_request(self, request_id: str | None, source: str, position: str | None) -> XAIAPIError:
+        """A copy of this error that names the one request it is about.
+
+        >>> error = XAIInvalidRequestError(400, None, "Model grok-2-mini is not supported for batch processing.")
+        >>> print(error.for_request("in.jsonl-1f2e3d4c-line-700", "s3://b/in.jsonl", "line 700"))
+        xAI API error 400: s3://b/in.jsonl, line 700, request 'in.jsonl-1f2e3d4c-line-700': Model grok-2-mini is not supported for batch processing.
+        """
+        located = copy.copy(self)
+        located.request_id, located.source, located.position = request_id, source, position
+        located.args = (str(located),)
+        return located
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "request_id": self.request_id,
+            "source": self.source,
+            "position": self.position,
+        }
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
+        self.args = (str(self),)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status_code, self.code, self.message), {"origin": self.origin})
+        return (type(self), (self.status_code, self.code, self.message), self._state())
 
 
 class XAIAuthenticationError(XAIAPIError):
@@ -135,7 +172,7 @@ class XAIRateLimitError(XAIAPIError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         args = (self.status_code, self.code, self.message, self.retry_after)
-        return (type(self), args, {"origin": self.origin})
+        return (type(self), args, self._state())
 
 
 class XAIServerError(XAIAPIError):
@@ -145,14 +182,43 @@ class XAIServerError(XAIAPIError):
 _WRONG_KEY_MARKER = "incorrect api key"
 
 
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """Every way ``secret`` may be written into a text, longest first.
+
+    Raw and stripped; escaped as Python writes a ``str`` or ``bytes`` repr (as HTTP libraries quote
+    a header value they refuse); escaped as JSON; percent-encoded.
+
+    >>> forms = secret_forms("k\\u00e9y")
+    >>> "k\\\\xe9y" in forms, "k%C3%A9y" in forms
+    (True, True)
+    """
+    forms = {
+        secret,
+        secret.strip(),
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+    }
+    return tuple(sorted((form for form in forms if form), key=len, reverse=True))
+
+
 def scrub(text: str, secret: str | None) -> str:
-    """Replace every occurrence of ``secret`` in ``text`` by ``***``.
+    """Replace every occurrence of ``secret``, in any of its :func:`secret_forms`, by ``***``.
 
     >>> scrub("key xai-123 rejected", "xai-123")
     'key *** rejected'
+    >>> scrub("Illegal header value b'Bearer xai-\\\\xc3\\\\xa9'", "xai-\\u00e9")
+    "Illegal header value b'Bearer ***'"
     """
-    if secret and secret in text:
-        return text.replace(secret, "***")
+    if not secret:
+        return text
+    for form in secret_forms(secret):
+        if form in text:
+            text = text.replace(form, "***")
     return text
 
 

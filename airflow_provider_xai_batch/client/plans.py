@@ -24,9 +24,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 
-from airflow_provider_xai_batch.client import protocol
-from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, log, release
+from airflow_provider_xai_batch.client import protocol, rejections
+from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, PackedAdd, log, release
+from airflow_provider_xai_batch.client.errors import XAIAPIError
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
+from airflow_provider_xai_batch.client.policy import next_lookup_pause
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.client.protocol import ApiCall
 
@@ -124,7 +126,7 @@ def create_batch(core: ClientCore, name: str, input_file_id: str | None = None) 
         try:
             return Batch.model_validate((yield from _call(core, call)))
         except AmbiguousOutcomeError as unclear:
-            existing = yield from find_batch_by_name(core, name)
+            existing = yield from _look_for_created(core, name)
             if existing is not None:
                 log.warning(
                     "creating batch %r had an unclear outcome; found it as %s", name, existing.batch_id
@@ -135,6 +137,28 @@ def create_batch(core: ClientCore, name: str, input_file_id: str | None = None) 
                 raise unclear.error from None
             yield Pause(delay)
     raise AssertionError("unreachable")
+
+
+def _look_for_created(core: ClientCore, name: str) -> Plan[Batch | None]:
+    """Look for the batch an unclear create may have made, for up to ``create_lookup_seconds``.
+
+    The service may apply a create after the client gave up waiting for its answer: one look right
+    away would miss it, and creating again would leave a second, empty batch.
+    """
+    deadline = core._monotonic() + core.create_lookup_seconds
+    lookups = 0
+    while True:
+        found = yield from find_batch_by_name(core, name)
+        if found is not None:
+            return found
+        pause = next_lookup_pause(lookups, deadline - core._monotonic())
+        if pause is None:
+            log.warning(
+                "no batch %r appeared within %.0fs; creating it again", name, core.create_lookup_seconds
+            )
+            return None
+        yield Pause(pause)
+        lookups += 1
 
 
 def get_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
@@ -167,13 +191,35 @@ def cancel_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
 
 def add_requests(core: ClientCore, batch_id: str, requests: Iterable[Any], source: str) -> Plan[int]:
     added = 0
-    calls: Iterable[tuple[ApiCall, int]] = core._add_calls(batch_id, requests, source)
-    with Prefetcher(iter(calls)) if core.prefetch_add_calls else contextlib.nullcontext(calls) as calls:
-        for call, count in calls:
-            yield call
-            call.discard_body()
-            added += count
+    packed: Iterable[PackedAdd] = core._packed_adds(requests, source)
+    with Prefetcher(iter(packed)) if core.prefetch_add_calls else contextlib.nullcontext(packed) as adds:
+        for add in adds:
+            yield from _send_add(core, batch_id, add, source)
+            added += add.new
     return added
+
+
+def _send_add(core: ClientCore, batch_id: str, add: PackedAdd, source: str) -> Plan[None]:
+    """Send one add call; if the service rejects it as a whole, split it down to the request at fault."""
+    pending = [(add.call, 0)]
+    while pending:
+        call, first = pending.pop()
+        api_call = protocol.add_requests_call(batch_id, call)
+        try:
+            yield api_call
+        except XAIAPIError as error:
+            if not rejections.should_split(error, count=call.count):
+                if call.count == 1:
+                    raise rejections.located_error(error, call, add.where, first, source) from None
+                raise
+            log.info(
+                "an add call of %d requests was rejected (%s); splitting it to find the request at fault",
+                call.count,
+                error.message[:200],
+            )
+            pending += rejections.halves(call, first)
+        finally:
+            api_call.discard_body()
 
 
 def iter_batch_requests(core: ClientCore, batch_id: str, page_size: int) -> Plan[None]:
@@ -212,7 +258,11 @@ def upload_file(
     core: ClientCore, file: IO[bytes], filename: str | None, expires_after: int | None
 ) -> Plan[UploadedFile]:
     call = protocol.upload_file_call(file, filename, expires_after)
-    return UploadedFile.model_validate((yield from _call(core, call)))
+    try:
+        return UploadedFile.model_validate((yield from _call(core, call)))
+    except AmbiguousOutcomeError as unclear:
+        # A file that cannot be rewound cannot be sent again; whether it arrived is unknown.
+        raise unclear.error from None
 
 
 def get_file(core: ClientCore, file_id: str) -> Plan[UploadedFile]:

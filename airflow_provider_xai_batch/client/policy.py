@@ -135,3 +135,21 @@ class SlidingWindowLimiter:
             slot = max(now, self._slots.popleft() + self.window + self.margin)
         self._slots.append(slot)
         return slot - now
+
+
+def next_lookup_pause(
+    lookups_done: int, remaining: float, *, first: float = 0.5, cap: float = 5.0
+) -> float | None:
+    """How long to wait before looking for a batch whose creation had an unclear outcome again.
+
+    The create may still be on its way through the service: look-ups come quickly at first, then
+    every ``cap`` seconds, the last one at the end of the window; ``None`` once it is over.
+
+    >>> [next_lookup_pause(done, remaining=6.0) for done in range(5)], next_lookup_pause(0, remaining=0.0)
+    ([0.5, 1.0, 2.0, 4.0, 5.0], None)
+    >>> next_lookup_pause(3, remaining=1.5)
+    1.5
+    """
+    if remaining <= 0:
+        return None
+    return min(first * 2.0**lookups_done, cap, remaining)

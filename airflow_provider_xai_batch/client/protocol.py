@@ -8,6 +8,7 @@ decisions are in :mod:`.policy`). ``sync.py`` and ``aio.py`` only run these deci
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -24,21 +25,51 @@ _CALL_SUFFIX = b"]}"
 
 @dataclass(frozen=True)
 class AddCall:
-    """One packed add-requests call: its JSON body in pieces, and how many requests it carries.
+    """One packed add-requests call: its JSON body in pieces, how many requests it carries, where each starts.
 
     The body stays in pieces of about :data:`CHUNK_BYTES` rather than one 25 MB string: repeated
     huge allocations make glibc's heap grow with the number of calls, pieces keep memory flat.
+    ``starts`` holds the offset of each request in the body (8 bytes a request), so a call the
+    service rejects as a whole can be split (:meth:`split`) to find the request it objects to.
+
+    >>> call = next(pack_add_calls([("a", b'{"x":1}'), ("b", b'{"y":2}'), ("c", b"{}")], max_body_bytes=99))
+    >>> first, second = call.split()
+    >>> first.body, second.body, second.request_body(1)
+    (b'{"batch_requests":[{"x":1}]}', b'{"batch_requests":[{"y":2},{}]}', b'{}')
     """
 
     chunks: tuple[bytes, ...]
     size: int
     count: int
-    first_id: str
-    last_id: str
+    starts: array[int]
 
     @property
     def body(self) -> bytes:
         return b"".join(self.chunks)
+
+    def _end(self, index: int) -> int:
+        """Where request ``index`` ends: before the next one's comma, or before the closing bracket."""
+        return self.starts[index + 1] - 1 if index + 1 < self.count else self.size - len(_CALL_SUFFIX)
+
+    def request_body(self, index: int) -> bytes:
+        """The encoded JSON of request ``index`` (0-based within this call)."""
+        return self.body[self.starts[index] : self._end(index)]
+
+    def split(self) -> tuple[AddCall, AddCall]:
+        """The first and the second half of this call's requests, each a call of its own."""
+        if self.count < 2:
+            raise ValueError("a call with one request cannot be split")
+        middle = self.count // 2
+        body = memoryview(self.body)
+        return self._part(body, 0, middle), self._part(body, middle, self.count)
+
+    def _part(self, body: memoryview, first: int, stop: int) -> AddCall:
+        start, end = self.starts[first], self._end(stop - 1)
+        shift = start - len(_CALL_PREFIX)
+        starts = array("Q", (offset - shift for offset in self.starts[first:stop]))
+        content = bytes(body[start:end])
+        size = len(_CALL_PREFIX) + len(content) + len(_CALL_SUFFIX)
+        return AddCall((_CALL_PREFIX, content, _CALL_SUFFIX), size, stop - first, starts)
 
 
 CHUNK_BYTES = 64 * 1024
@@ -51,18 +82,17 @@ class _CallBuilder:
         self.group_size = 0
         self.size = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
         self.count = 0
-        self.first_id = self.last_id = ""
+        self.starts = array("Q")
 
-    def add(self, request_id: str, body: bytes) -> None:
-        if self.count == 0:
-            self.first_id = request_id
-        elif not self.group:
+    def add(self, body: bytes) -> None:
+        if self.count and not self.group:
             self.group.append(b"")  # the comma between this chunk and the previous one
         self.group.append(body)
         self.group_size += len(body)
-        self.size += len(body) + (1 if self.count else 0)
+        comma = 1 if self.count else 0
+        self.starts.append(self.size - len(_CALL_SUFFIX) + comma)
+        self.size += len(body) + comma
         self.count += 1
-        self.last_id = request_id
         if self.group_size >= CHUNK_BYTES:
             self._flush()
 
@@ -74,7 +104,7 @@ class _CallBuilder:
     def build(self) -> AddCall:
         self._flush()
         chunks, self.chunks = (*self.chunks, _CALL_SUFFIX), []  # the call owns the pieces from now on
-        return AddCall(chunks, self.size, self.count, self.first_id, self.last_id)
+        return AddCall(chunks, self.size, self.count, self.starts)
 
 
 def pack_add_calls(
@@ -110,7 +140,7 @@ def pack_add_calls(
             yield builder.build()
             builder = _CallBuilder()
             step = min(step * 2, max_body_bytes)
-        builder.add(request_id, body)
+        builder.add(body)
     if builder.count:
         yield builder.build()
 

@@ -124,11 +124,17 @@ class XAIBatchClient(ClientCore):
         return self._run(plans.cancel_batch(self, batch_id))
 
     def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
-        """Add requests in any accepted shape; return how many were sent.
+        """Add requests in any accepted shape; return how many distinct requests were added.
 
         ``requests`` may be a generator of millions: it is consumed lazily, packed into calls of at
         most ``limits.max_add_call_bytes`` and paced under the add-call rate limit. Every request
-        gets a deterministic id, so resending a call whose answer was lost adds nothing twice.
+        gets a deterministic id, so resending a call whose answer was lost adds nothing twice, and
+        an identical repeat in the input (same id, same content) counts once, as the batch holds it
+        once. Items may be :class:`~.located.LocatedRequest` so errors name their file and line.
+
+        When the service rejects a call as a whole (400, 412), the call is split until the request
+        at fault is found; the error names its id, source and position. Requests before it stay
+        added, none after it are sent.
         """
         return self._run(plans.add_requests(self, batch_id, requests, source))
 

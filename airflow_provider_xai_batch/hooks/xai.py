@@ -51,7 +51,7 @@ def client_options(extra: Mapping[str, Any]) -> dict[str, Any]:
     1
     """
     options: dict[str, Any] = {"limits": ClientLimits.from_mapping(extra)}
-    for key in ("timeout", "connect_timeout"):
+    for key in ("timeout", "connect_timeout", "create_lookup_seconds"):
         if extra.get(key) is not None:
             options[key] = float(extra[key])
     if extra.get("max_retries") is not None:
@@ -74,7 +74,10 @@ class XAIBatchHook(BaseHook):
 
     The connection's password is the API key (empty: the ``XAI_API_KEY`` environment variable),
     its host the base URL (default ``https://api.x.ai``), its extra optional ``timeout``,
-    ``max_retries`` and rate/size limits.
+    ``max_retries`` and rate/size limits, and for an unreachable service ``connect_timeout``
+    (seconds, default 10), ``connect_retries`` (default 3) and ``connect_retry_seconds`` (default
+    10), and ``create_lookup_seconds`` (default 30: how long to look for a batch whose create had an
+    unclear outcome before creating it again). Surrounding whitespace in the key is ignored.
 
     >>> hook = XAIBatchHook(xai_conn_id="xai_default")  # doctest: +SKIP
     >>> batch = hook.create_batch("nightly-eval")  # doctest: +SKIP
@@ -116,11 +119,14 @@ class XAIBatchHook(BaseHook):
         schema: str | None,
         extra: Mapping[str, Any],
     ) -> dict[str, Any]:
-        api_key = password or os.environ.get(API_KEY_ENV, "")
+        raw = password if password and password.strip() else os.environ.get(API_KEY_ENV, "")
+        api_key = raw.strip()
         if not api_key:
             raise XAIError(
                 f"connection {self.xai_conn_id!r} has no API key: set its password or the {API_KEY_ENV} variable"
             )
+        # Both as stored and as sent, so that either is masked wherever Airflow finds it.
+        mask_secret(raw)
         mask_secret(api_key)
         return {
             "api_key": api_key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from airflow_provider_xai_batch.client import (
     XAINotFoundError,
     XAIPermissionDeniedError,
     XAIRateLimitError,
+    XAIServerError,
 )
 from airflow_provider_xai_batch.emulator import EmulatorServer
 
@@ -153,6 +155,35 @@ def test_a_lost_create_answer_finds_the_batch_instead_of_creating_another(
     batch = client.create_batch("unique-name-123")
     named = [b for b in client.iter_batches() if b.name == "unique-name-123"]
     assert [b.batch_id for b in named] == [batch.batch_id]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_create_applied_after_the_client_gave_up_waiting_is_found_not_made_twice(
+    emulator: EmulatorServer, asynchronous: bool
+) -> None:
+    # The service applies the create 1.5 s after the client stopped waiting (0.3 s), then drops the
+    # connection: a single look-up right away would find nothing and a second batch would appear.
+    emulator.faults.inject("create_batch", latency_ms=1500, drop="after", count=1)
+    options: dict[str, Any] = {"timeout": 0.3, "retry_policy": FAST_RETRIES, "create_lookup_seconds": 10}
+    if asynchronous:
+
+        async def create() -> str:
+            async with AsyncXAIBatchClient(TEST_API_KEY, base_url=emulator.url, **options) as client:
+                return (await client.create_batch("slow-create")).batch_id
+
+        batch_id = asyncio.run(create())
+    else:
+        with XAIBatchClient(TEST_API_KEY, base_url=emulator.url, **options) as client:
+            batch_id = client.create_batch("slow-create").batch_id
+    while emulator.faults.dropped("create_batch") == 0:  # the late create has been applied
+        time.sleep(0.05)
+    named = [
+        b["batch_id"]
+        for b in emulator.service.list_batches(limit=100)["batches"]
+        if b["name"] == "slow-create"
+    ]
+    assert named == [batch_id]
+    assert emulator.calls("create_batch") == 1
 
 
 def test_pacing_under_a_low_limit_stores_every_request_once() -> None:
@@ -329,3 +360,29 @@ def test_both_clients_read_results_page_by_page_and_file_content_with_retries(
                 [c async for c in aclient.iter_file_content("file_missing")]
 
     asyncio.run(scenario())
+
+
+class _OneWayStream(io.RawIOBase):
+    """A file that can be read once, like a pipe: an upload of it cannot be retried."""
+
+    def __init__(self, content: bytes) -> None:
+        self._source = io.BytesIO(content)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_an_upload_that_cannot_be_resent_fails_with_the_services_error(
+    client: XAIBatchClient, emulator: EmulatorServer
+) -> None:
+    emulator.faults.inject("upload_file", status=503, count=1)
+    content = jsonl([{"custom_id": "z", "body": chat(0)["body"]}])
+    with pytest.raises(XAIServerError, match=r"xAI API error 503"):
+        client.upload_file(_OneWayStream(content), filename="pipe.jsonl")  # type: ignore[arg-type]
+    assert emulator.calls("upload_file") == 1
+    assert client.upload_file(io.BytesIO(content), filename="in.jsonl").filename == "in.jsonl"

@@ -25,8 +25,24 @@ from airflow_provider_xai_batch.client.protocol import ApiCall
 Answer = Callable[[ApiCall], Any]
 
 
+class Clock:
+    """A monotonic clock that moves only when a plan pauses."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = Clock()
+
+
 def run(plan: plans.Plan[Any], answer: Answer) -> tuple[Any, list[Any], list[ApiCall | Pause]]:
-    """Run a plan, answering each call with ``answer`` (a response, or an exception to throw in)."""
+    """Run a plan, answering each call with ``answer`` (a response, or an exception to throw in).
+
+    Pauses are not waited for: they move the clock of :func:`core` clients.
+    """
     stepper = Stepper(plan)
     emitted: list[Any] = []
     steps: list[ApiCall | Pause] = []
@@ -35,6 +51,8 @@ def run(plan: plans.Plan[Any], answer: Answer) -> tuple[Any, list[Any], list[Api
             emitted.extend(step.values)
             continue
         steps.append(step)
+        if isinstance(step, Pause):
+            CLOCK.now += step.seconds
         if isinstance(step, ApiCall):
             outcome = answer(step)
             if isinstance(outcome, Exception):
@@ -44,8 +62,9 @@ def run(plan: plans.Plan[Any], answer: Answer) -> tuple[Any, list[Any], list[Api
     return stepper.result, emitted, steps
 
 
-def core() -> ClientCore:
-    return ClientCore("key", retry_policy=RetryPolicy(max_retries=3, jitter=lambda delay: delay))
+def core(**options: Any) -> ClientCore:
+    policy = RetryPolicy(max_retries=3, jitter=lambda delay: delay)
+    return ClientCore("key", retry_policy=policy, monotonic=CLOCK, **options)
 
 
 def batch(batch_id: str, name: str, **fields: Any) -> dict[str, Any]:
@@ -65,20 +84,48 @@ def test_an_unclear_create_that_landed_is_found_by_name_not_created_again() -> N
     assert [s.label for s in steps if isinstance(s, ApiCall)] == ["POST /v1/batches", "GET /v1/batches"]
 
 
-def test_an_unclear_create_that_did_not_land_is_retried_after_a_pause() -> None:
+def test_an_unclear_create_is_looked_for_until_it_appears() -> None:
+    unclear = AmbiguousOutcomeError(XAIServerError(503, None, "x"))
+    listings = iter([[], [], [], [batch("b1", "n")]])
+
+    def answer(call: ApiCall) -> Any:
+        if call.method == "POST":
+            return unclear
+        return httpx.Response(200, json={"batches": next(listings)})
+
+    result, _, steps = run(plans.create_batch(core(), "n"), answer)
+    assert result.batch_id == "b1"
+    assert [getattr(s, "seconds", s.label if isinstance(s, ApiCall) else None) for s in steps] == [
+        "POST /v1/batches",
+        "GET /v1/batches",
+        0.5,
+        "GET /v1/batches",
+        1.0,
+        "GET /v1/batches",
+        2.0,
+        "GET /v1/batches",
+    ]
+
+
+def test_an_unclear_create_that_did_not_land_is_retried_once_the_look_up_window_is_over() -> None:
     creates = iter(
         [AmbiguousOutcomeError(XAIServerError(503, None, "x")), httpx.Response(200, json=batch("b2", "n"))]
     )
+    lookups: list[float] = []
 
     def answer(call: ApiCall) -> Any:
         if call.method == "POST":
             return next(creates)
+        lookups.append(CLOCK.now)
         # A cancelled batch of that name is not one to reuse.
         return httpx.Response(200, json={"batches": [batch("b1", "n", cancel_time="2026-01-01T00:00:00Z")]})
 
-    result, _, steps = run(plans.create_batch(core(), "n"), answer)
+    result, _, steps = run(plans.create_batch(core(create_lookup_seconds=12.0), "n"), answer)
     assert result.batch_id == "b2"
-    assert [type(s).__name__ for s in steps] == ["ApiCall", "ApiCall", "Pause", "ApiCall"]
+    assert [now - lookups[0] for now in lookups] == [0.0, 0.5, 1.5, 3.5, 7.5, 12.0]
+    assert [s.label for s in steps if isinstance(s, ApiCall) and s.method == "POST"] == [
+        "POST /v1/batches"
+    ] * 2
 
 
 def test_an_unclear_create_gives_up_with_the_services_error_after_the_retry_budget() -> None:

@@ -110,9 +110,29 @@ def test_packing_never_exceeds_the_cap_nor_drops_or_reorders(sizes: list[int], c
     assert all(len(call.body) == call.size <= cap for call in calls)
     bodies = [value for call in calls for value in json.loads(call.body)["batch_requests"]]
     assert bodies == [json.loads(body) for _, body in items]
-    assert [c.first_id for c in calls] == [
-        items[sum(x.count for x in calls[:k])][0] for k in range(len(calls))
-    ]
+    assert [call.request_body(k) for call in calls for k in range(call.count)] == [body for _, body in items]
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=50), min_size=2, max_size=40))
+def test_splitting_a_call_keeps_every_request_once_and_in_order(sizes: list[int]) -> None:
+    items = [(f"id{i}", b'"' + b"x" * size + b'"') for i, size in enumerate(sizes)]
+    (call,) = pack_add_calls(items, max_body_bytes=10_000)
+    pending, leaves = [call], []
+    while pending:
+        part = pending.pop()
+        if part.count == 1:
+            leaves.append(part)
+            continue
+        first, second = part.split()
+        assert first.count + second.count == part.count and abs(first.count - second.count) <= 1
+        assert all(len(half.body) == half.size for half in (first, second))
+        assert (
+            json.loads(first.body)["batch_requests"] + json.loads(second.body)["batch_requests"]
+            == (json.loads(part.body)["batch_requests"])
+        )
+        pending += [second, first]
+    assert [leaf.request_body(0) for leaf in leaves] == [body for _, body in items]
 
 
 def test_pages_end_on_null_empty_or_absent_tokens() -> None:
