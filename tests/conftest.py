@@ -25,7 +25,8 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.pop("XAI_API_KEY", None)
 os.environ.pop("XAI_BASE_URL", None)
 
-from xai_test_support import TEST_API_KEY, run_dag_file  # noqa: F401  (shared with test modules)
+from support.constants import TEST_API_KEY
+from support.emulator import connection_env
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +53,7 @@ def emulator() -> Iterator[object]:
 @pytest.fixture
 def xai_connection(emulator: object, monkeypatch: pytest.MonkeyPatch) -> str:
     """``xai_default`` pointing at the emulator; returns the connection id."""
-    url = emulator.url  # type: ignore[attr-defined]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_XAI_DEFAULT",
-        f'{{"conn_type": "xai", "password": "{TEST_API_KEY}", "host": "{url}"}}',
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_DEFAULT", connection_env(emulator, api_key=TEST_API_KEY))
     return "xai_default"
 
 

@@ -7,24 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from emulator_support import API_KEY, START, quiet_config
+from emulator_support import API_KEY
 
 from airflow_provider_xai_batch.emulator import BatchService, EmulatorConfig, ManualClock, ServiceError
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def config() -> EmulatorConfig:
-    return quiet_config()
-
-
-@pytest.fixture
-def service(config: EmulatorConfig, clock: ManualClock) -> BatchService:
-    return BatchService(config, clock)
 
 
 def chat(content: str = "Hello there", model: str = "grok-4.3", **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import AsyncXAIBatchClient, BatchStatus, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.emulator import EmulatorServer

@@ -12,8 +12,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from reliability_support import held_request_ids, native_request
-from xai_test_support import TEST_API_KEY
+from support.batch_requests import native_request
+from support.constants import TEST_API_KEY
+from support.emulator import held_request_ids
 
 from airflow_provider_xai_batch.client import ClientLimits, XAIBatchClient
 from airflow_provider_xai_batch.emulator import EmulatorServer

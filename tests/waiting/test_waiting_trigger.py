@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from waiting_support import connection_env, jsonl_line, seed_batch, seed_file_batch
+from support.batch_requests import jsonl_line
+from support.emulator import connection_env
+from waiting_support import seed_batch, seed_file_batch
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.batch import SharedClients, XAIBatchTrigger, transient_backoff
