@@ -18,12 +18,12 @@ from pathlib import Path
 
 from benchmarks.harness import Row, airflow_environment, format_table
 
-NAMES = ("ingest", "pacing", "results", "triggers", "ceiling")
+NAMES = ("ingest", "pacing", "results", "triggers", "ceiling", "timings")
 
 
 def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
     """What each benchmark runs, full size or quick."""
-    from benchmarks import ceiling, ingest, pacing, results, triggers
+    from benchmarks import ceiling, ingest, pacing, results, timings, triggers
 
     if quick:
         return {
@@ -34,6 +34,7 @@ def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
             "ceiling": lambda: ceiling.run(
                 seconds=0.5, connections=(1, 16), add_requests=5_000, result_rows=5_000, readers=(1, 2)
             ),
+            "timings": lambda: timings.run(quick=True),
         }
     return {
         "ingest": lambda: ingest.run([100_000, 1_000_000], workdir, repeats=3),
@@ -41,6 +42,7 @@ def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
         "results": lambda: results.run([100_000, 1_000_000], workdir, repeats=3),
         "triggers": lambda: triggers.run(triggers=1000, baseline_triggers=100, repeats=3),
         "ceiling": lambda: ceiling.run(),
+        "timings": lambda: timings.run(),
     }
 
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,8 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.pop("XAI_API_KEY", None)
 os.environ.pop("XAI_BASE_URL", None)
 
-from xai_test_support import TEST_API_KEY, run_dag_file  # noqa: F401  (shared with test modules)
+from support.constants import TEST_API_KEY
+from support.emulator import connection_env
 
 
 @pytest.fixture(scope="session")
@@ -41,22 +43,33 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture
-def emulator() -> Iterator[object]:
-    """A fresh emulator on 127.0.0.1 with a random port, processing instantly."""
+def manual_clock() -> object:
+    """Ask for this to drive the ``emulator`` fixture's time by hand: nothing progresses until advanced.
+
+    It starts at the current time, because clients judge a batch's expiry by today's date.
+    """
+    from airflow_provider_xai_batch.emulator import ManualClock
+
+    return ManualClock(time.time())
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh emulator on 127.0.0.1 with a random port, processing instantly.
+
+    Its clock is the wall clock, or ``manual_clock`` when the test asks for that fixture too.
+    """
     from airflow_provider_xai_batch.emulator import EmulatorServer
 
-    with EmulatorServer(api_key=TEST_API_KEY) as server:
+    clock = request.getfixturevalue("manual_clock") if "manual_clock" in request.fixturenames else None
+    with EmulatorServer(api_key=TEST_API_KEY, clock=clock) as server:
         yield server
 
 
 @pytest.fixture
 def xai_connection(emulator: object, monkeypatch: pytest.MonkeyPatch) -> str:
     """``xai_default`` pointing at the emulator; returns the connection id."""
-    url = emulator.url  # type: ignore[attr-defined]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_XAI_DEFAULT",
-        f'{{"conn_type": "xai", "password": "{TEST_API_KEY}", "host": "{url}"}}',
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_DEFAULT", connection_env(emulator, api_key=TEST_API_KEY))
     return "xai_default"
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from xai_test_support import run_dag_file
+from support.dags import run_dag_file
 
 SOURCE = """
 import pendulum

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import AsyncXAIBatchClient, ClientLimits, XAIBatchClient
 from airflow_provider_xai_batch.client.base import FIRST_ADD_CALL_BYTES, shared_ssl_context

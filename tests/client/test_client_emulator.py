@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     AsyncXAIBatchClient,
@@ -26,7 +26,7 @@ from airflow_provider_xai_batch.client import (
     XAIRateLimitError,
     XAIServerError,
 )
-from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator import EmulatorServer, ManualClock
 
 FAST_RETRIES = RetryPolicy(initial_delay=0.01, max_delay=0.05)
 
@@ -231,7 +231,9 @@ def jsonl(rows: list[Any]) -> bytes:
     return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
 
 
-def test_file_batch_happy_path(client: XAIBatchClient, emulator: EmulatorServer, tmp_path: Any) -> None:
+def test_file_batch_happy_path(
+    client: XAIBatchClient, emulator: EmulatorServer, manual_clock: ManualClock, tmp_path: Any
+) -> None:
     emulator.config.update({"file_ingest_seconds": 0.2})
     rows = [
         {"custom_id": f"f-{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(i)["body"]}
@@ -245,11 +247,8 @@ def test_file_batch_happy_path(client: XAIBatchClient, emulator: EmulatorServer,
     assert batch.is_file_batch and batch.status is BatchStatus.VALIDATING
     with pytest.raises(XAIConflictError):
         client.add_requests(batch.batch_id, [chat(1)])
-    import time
-
-    deadline = time.monotonic() + 10
-    while not client.get_batch(batch.batch_id).is_terminal and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert client.get_batch(batch.batch_id).status is BatchStatus.VALIDATING  # until ingested
+    manual_clock.advance(0.2)
     assert client.get_batch(batch.batch_id).status is BatchStatus.COMPLETED
     assert sorted(r.batch_request_id for r in client.iter_results(batch.batch_id)) == [
         f"f-{i}" for i in range(5)
@@ -269,9 +268,7 @@ def test_file_batch_with_a_bad_line_is_cancelled_by_the_service(
     )
     uploaded = client.upload_file(io.BytesIO(content), filename="bad.jsonl")
     batch = client.create_batch("bad-file", input_file_id=uploaded.id)
-    import time
-
-    time.sleep(0.05)
+    # Ingestion takes no time: the next read already sees the file refused.
     failed = client.get_batch(batch.batch_id)
     assert failed.status is BatchStatus.FAILED
     assert "line 2" in (failed.cancel_by_xai_message or "")

@@ -4,24 +4,8 @@ import json
 from typing import Any
 
 import pytest
-from emulator_support import START, quiet_config
 
 from airflow_provider_xai_batch.emulator import BatchService, EmulatorConfig, ManualClock, ServiceError
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def config() -> EmulatorConfig:
-    return quiet_config()
-
-
-@pytest.fixture
-def service(config: EmulatorConfig, clock: ManualClock) -> BatchService:
-    return BatchService(config, clock)
 
 
 def line(

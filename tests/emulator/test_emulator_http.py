@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -245,30 +244,29 @@ def test_a_connection_dropped_after_the_call_has_applied_it(
 
 
 def test_latency_delays_answers_without_serialising_connections() -> None:
+    # How long the answers take (side by side, not one after another) is in benchmarks/timings.py.
     with EmulatorServer(api_key=API_KEY, latency_ms=300) as emu:
-        timings: list[float] = []
+        answers: list[int] = []
 
         def call() -> None:
-            started = time.perf_counter()
-            assert httpx.get(f"{emu.url}/v1/batches", headers=AUTH).status_code == 200
-            timings.append(time.perf_counter() - started)
+            answers.append(httpx.get(f"{emu.url}/v1/batches", headers=AUTH).status_code)
 
-        started = time.perf_counter()
         threads = [threading.Thread(target=call) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
-    assert min(timings) >= 0.29
-    assert elapsed < 1.0  # four answers delayed side by side, not one after another
+        assert emu.calls("list_batches") == 4
+    assert answers == [200] * 4
 
 
 def test_an_injected_latency_on_one_route(emulator: EmulatorServer, client: httpx.Client) -> None:
+    # The delay itself is measured in benchmarks/timings.py.
     emulator.faults.inject("list_batches", latency_ms=250)
-    started = time.perf_counter()
+    assert client.post("/v1/batches", json={"name": "other-route"}).status_code == 200
+    assert [fault["latency_ms"] for fault in emulator.faults.pending()] == [250]  # another route: untouched
     assert client.get("/v1/batches").status_code == 200
-    assert time.perf_counter() - started >= 0.24
+    assert emulator.faults.pending() == []  # spent on the one call it was meant for
 
 
 def test_random_faults_follow_the_rate_and_kinds() -> None:
@@ -318,9 +316,7 @@ def test_the_request_log_shows_what_was_sent(emulator: EmulatorServer, client: h
 def test_stop_closes_open_connections_promptly() -> None:
     emu = EmulatorServer(api_key=API_KEY).start()
     idle = socket.create_connection(("127.0.0.1", emu.port))
-    started = time.perf_counter()
-    emu.stop()
-    assert time.perf_counter() - started < 2.0
+    emu.stop()  # promptly: benchmarks/timings.py measures it
     idle.settimeout(2.0)
     assert idle.recv(1) == b""  # closed by the server
     idle.close()

@@ -3,28 +3,12 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from typing import Any
 
 import pytest
-from emulator_support import API_KEY, START, quiet_config
+from emulator_support import API_KEY
 
 from airflow_provider_xai_batch.emulator import BatchService, EmulatorConfig, ManualClock, ServiceError
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-@pytest.fixture
-def config() -> EmulatorConfig:
-    return quiet_config()
-
-
-@pytest.fixture
-def service(config: EmulatorConfig, clock: ManualClock) -> BatchService:
-    return BatchService(config, clock)
 
 
 def chat(content: str = "Hello there", model: str = "grok-4.3", **extra: Any) -> dict[str, Any]:
@@ -469,7 +453,6 @@ def test_an_expired_batch_keeps_its_pending_requests(config: EmulatorConfig, clo
 def test_a_large_batch_adds_and_pages_in_linear_time(service: BatchService) -> None:
     batch_id = service.create_batch("big")["batch_id"]
     total = 30_000
-    started = time.perf_counter()
     for start in range(0, total, 3_000):
         service.add_requests(batch_id, [row(f"r{n:07d}", f"prompt {n}") for n in range(start, start + 3_000)])
     assert counters(service, batch_id)["num_success"] == total
@@ -481,8 +464,7 @@ def test_a_large_batch_adds_and_pages_in_linear_time(service: BatchService) -> N
         token = page["pagination_token"]
         if token is None:
             break
-    assert seen == total
-    assert time.perf_counter() - started < 20
+    assert seen == total  # how long it takes is in benchmarks/timings.py
 
 
 def test_ids_and_texts_with_special_characters_survive_json(service: BatchService) -> None:

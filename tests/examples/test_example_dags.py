@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import run_dag_file
+from support.dags import run_dag_file
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.emulator import EmulatorServer
 
@@ -17,11 +18,6 @@ CHAT = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hi"}]
 
 def source_of(name: str) -> str:
     return (EXAMPLES / f"{name}.py").read_text()
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def manifest_at(folder: Path) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import TEST_API_KEY, run_dag_file
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file
+from support.emulator import connection_env
 
 
 @pytest.fixture
@@ -33,8 +34,9 @@ def xai_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., st
     """``xai_conn(**extra)``: point ``xai_default`` at the emulator, with this connection extra."""
 
     def configure(**extra: Any) -> str:
-        connection = {"conn_type": "xai", "password": TEST_API_KEY, "host": emulator.url, "extra": extra}
-        monkeypatch.setenv("AIRFLOW_CONN_XAI_DEFAULT", json.dumps(connection))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_XAI_DEFAULT", connection_env(emulator, api_key=TEST_API_KEY, **extra)
+        )
         return "xai_default"
 
     configure()

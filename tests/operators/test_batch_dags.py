@@ -7,15 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from request_files import (
-    all_batches,
-    batch_request_ids,
-    expected_file_ids,
-    native,
-    openai_style,
-    short,
-    write_jsonl,
-)
+from support.batch_requests import expected_file_ids, native, openai_style, short
+from support.emulator import all_batches
+from support.emulator import held_request_ids as batch_request_ids
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client.inputs import generated_request_id
 from airflow_provider_xai_batch.emulator.faults import FaultDecision

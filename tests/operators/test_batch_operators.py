@@ -9,7 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from request_files import all_batches, batch_request_ids, chat, native, openai_style, short, write_jsonl
+from support.batch_requests import chat, native, openai_style, short
+from support.emulator import all_batches
+from support.emulator import held_request_ids as batch_request_ids
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client import XAIInputError
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook

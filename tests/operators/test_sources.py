@@ -8,7 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from request_files import chat, expected_file_ids, native, openai_style, short, write_jsonl
+from support.batch_requests import chat, expected_file_ids, native, openai_style, short
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client import XAIInputError
 from airflow_provider_xai_batch.client.inputs import generated_request_id

@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from support.batch_requests import chat as chat_body
+from support.batch_requests import native_request, openai_style
+from support.constants import MODEL
+from support.dags import task_states, task_tries
+from support.emulator import held_request_ids
+from support.jsonl import jsonl_rows, write_jsonl
 
 from airflow_provider_xai_batch.client.inputs import generated_request_id
 from airflow_provider_xai_batch.emulator.faults import FaultDecision
 
-MODEL = "grok-4.3"
-
-
-def chat_body(text: str) -> dict[str, Any]:
-    return {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+__all__ = [
+    "MODEL",
+    "FaultLedger",
+    "chat_body",
+    "fault_kind",
+    "held_request_ids",
+    "jsonl_request",
+    "jsonl_rows",
+    "native_request",
+    "task_states",
+    "task_tries",
+    "write_jsonl",
+    "write_shards",
+]
 
 
 def jsonl_request(request_id: str | None, text: str) -> dict[str, Any]:
     """One OpenAI-style JSONL line; without an id when ``request_id`` is None."""
-    row: dict[str, Any] = {"method": "POST", "url": "/v1/chat/completions", "body": chat_body(text)}
-    if request_id is not None:
-        row["custom_id"] = request_id
-    return row
-
-
-def native_request(request_id: str, text: str) -> dict[str, Any]:
-    return {"batch_request_id": request_id, "batch_request": {"chat_get_completion": chat_body(text)}}
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], *, compress: bool = False) -> Path:
-    data = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data, compresslevel=1) if compress else data)
-    return path
+    return openai_style(text, request_id)
 
 
 def write_shards(folder: Path, total: int, shards: int) -> list[str]:
@@ -97,30 +96,3 @@ class FaultLedger:
     @property
     def total(self) -> int:
         return sum(self.by_kind.values())
-
-
-def held_request_ids(emulator: Any, batch_id: str) -> list[str]:
-    """Every request id the emulator holds for a batch, in submission order."""
-    ids: list[str] = []
-    token = None
-    while True:
-        page = emulator.service.list_batch_requests(batch_id, limit=1000, token=token)
-        ids.extend(row["batch_request_id"] for row in page["batch_request_metadata"])
-        token = page.get("pagination_token")
-        if not token:
-            return ids
-
-
-def jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
-def task_states(run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-
-
-def task_tries(run: Any) -> dict[str, int]:
-    return {ti.task_id: int(ti.try_number) for ti in run.get_task_instances()}

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import chat_body, jsonl_request, native_request, task_states
-from xai_test_support import TEST_API_KEY, run_dag_file
+from reliability_support import chat_body, jsonl_request
+from support.batch_requests import native_request
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file, task_states
 
 from airflow_provider_xai_batch.client import XAIBatchClient
 from airflow_provider_xai_batch.client.errors import XAIInputError

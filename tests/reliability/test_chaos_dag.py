@@ -14,15 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
-    FaultLedger,
-    held_request_ids,
-    jsonl_rows,
-    task_states,
-    task_tries,
-    write_shards,
-)
-from xai_test_support import TEST_API_KEY, run_dag_file
+from reliability_support import FaultLedger, write_shards
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file, task_states, task_tries
+from support.emulator import held_request_ids
+from support.jsonl import jsonl_rows
 
 from airflow_provider_xai_batch.emulator import EmulatorServer
 

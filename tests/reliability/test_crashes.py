@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import (
-    held_request_ids,
-    jsonl_request,
-    jsonl_rows,
-    native_request,
-    task_states,
-    write_jsonl,
-)
-from xai_test_support import TEST_API_KEY, run_dag_file
+from reliability_support import jsonl_request
+from support.batch_requests import native_request
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file, task_states
+from support.emulator import held_request_ids
+from support.jsonl import jsonl_rows, write_jsonl
 
 from airflow_provider_xai_batch.emulator import EmulatorServer
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 API_CALLS = [
     ("GET", "/v1/batches", None),

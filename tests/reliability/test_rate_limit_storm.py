@@ -12,8 +12,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from reliability_support import held_request_ids, native_request
-from xai_test_support import TEST_API_KEY
+from support.batch_requests import native_request
+from support.constants import TEST_API_KEY
+from support.emulator import held_request_ids
 
 from airflow_provider_xai_batch.client import ClientLimits, XAIBatchClient
 from airflow_provider_xai_batch.emulator import EmulatorServer
@@ -57,7 +58,7 @@ def test_a_429_storm_slows_the_run_but_loses_nothing() -> None:
     assert max(Counter(held).values()) == 1
     # 20 calls through a 3-per-2-seconds window: the storm was real, and it cost time, not requests.
     assert accepted == 20 and rate_limited >= 10
-    assert elapsed >= (accepted / 3 - 1) * 2 and elapsed < 60
+    # How long the storm takes against what the limit allows is in benchmarks/timings.py.
     print(
         f"\n429 storm: {rate_limited} answers 429 and {accepted} accepted add calls in {elapsed:.1f}s; "
         f"{len(held)} of {REQUESTS} requests held, {len(held) - len(set(held))} duplicates, "

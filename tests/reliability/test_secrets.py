@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from reliability_support import jsonl_request, task_states, write_jsonl
-from xai_test_support import run_dag_file
+from reliability_support import jsonl_request
+from support.dags import run_dag_file, task_states
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client import XAIBatchClient, XAIError
 from airflow_provider_xai_batch.emulator import EmulatorServer

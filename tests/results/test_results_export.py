@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_xai_batch.client import Batch, XAIBatchClient
-from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator import EmulatorServer, ManualClock
 from airflow_provider_xai_batch.results import BatchNotFinishedError, export_results
 from airflow_provider_xai_batch.results import staging as staging_module
 
@@ -270,15 +270,21 @@ def test_transient_errors_while_paging_do_not_change_the_output(
 
 
 def test_cancelled_batch_exports_cancelled_requests_as_failures(tmp_path: Path) -> None:
+    # The emulator's clock moves only when told to (from today: the client judges expiry by date).
     with (
         EmulatorServer(
-            api_key=API_KEY, processing_rate=1000, error_rate=0.1, create_rate_limit=0, add_rate_limit=0
+            api_key=API_KEY,
+            clock=(clock := ManualClock(time.time())),
+            processing_rate=1000,
+            error_rate=0.1,
+            create_rate_limit=0,
+            add_rate_limit=0,
         ) as emulator,
         XAIBatchClient(API_KEY, base_url=emulator.url) as client,
     ):
         batch = client.create_batch("results-cancelled")
         client.add_requests(batch.batch_id, chat_requests(5000))
-        time.sleep(0.3)
+        clock.advance(0.3)  # about 300 requests done, the rest still pending
         cancelled = client.cancel_batch(batch.batch_id)
         manifest = export_results(client, batch.batch_id, tmp_path)
 
@@ -329,7 +335,11 @@ def test_counters_moving_after_a_cancel_are_reported(
 def test_running_batch_is_refused_unless_partial_is_allowed(tmp_path: Path) -> None:
     with (
         EmulatorServer(
-            api_key=API_KEY, processing_rate=400, create_rate_limit=0, add_rate_limit=0
+            api_key=API_KEY,
+            clock=(clock := ManualClock(time.time())),
+            processing_rate=400,
+            create_rate_limit=0,
+            add_rate_limit=0,
         ) as emulator,
         XAIBatchClient(API_KEY, base_url=emulator.url) as client,
     ):
@@ -339,7 +349,7 @@ def test_running_batch_is_refused_unless_partial_is_allowed(tmp_path: Path) -> N
 
         batch = client.create_batch("results-running")
         client.add_requests(batch.batch_id, chat_requests(4000))
-        time.sleep(0.2)
+        clock.advance(0.2)  # about 80 requests done, the batch still processing
         with pytest.raises(BatchNotFinishedError, match="allow_partial=True") as refused:
             export_results(client, batch.batch_id, tmp_path / "refused")
         assert refused.value.status == "processing"

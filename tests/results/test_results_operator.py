@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file
 
 from airflow_provider_xai_batch.client import XAIBatchClient
-
-ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 DAG_SOURCE = """
 import json
@@ -40,15 +40,7 @@ with DAG("results_export", schedule=None, start_date=pendulum.datetime(2026, 1, 
 
 
 @pytest.fixture
-def root_conftest(request: pytest.FixtureRequest) -> Any:
-    # Several conftest modules share the name "conftest"; pytest registers each under its path.
-    return request.config.pluginmanager.get_plugin(str(ROOT_CONFTEST))
-
-
-@pytest.fixture
-def run_dag(
-    root_conftest: Any, dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[str, str], Any]:
+def run_dag(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Any]:
     import airflow
     import airflow.settings
     from packaging.version import Version
@@ -72,13 +64,13 @@ def run_dag(
             return real_test(dag, *args, **kwargs)
 
         monkeypatch.setattr(DAG, "test", recorded_then_tested)
-    return lambda source, dag_id: root_conftest.run_dag_file(source, dag_id, dags_folder)
+    return lambda source, dag_id: run_dag_file(source, dag_id, dags_folder)
 
 
 def test_operator_exports_and_hands_the_manifest_downstream(
-    run_dag: Callable[[str, str], Any], root_conftest: Any, emulator: Any, xai_connection: str, tmp_path: Path
+    run_dag: Callable[[str, str], Any], emulator: Any, xai_connection: str, tmp_path: Path
 ) -> None:
-    with XAIBatchClient(root_conftest.TEST_API_KEY, base_url=emulator.url) as client:
+    with XAIBatchClient(TEST_API_KEY, base_url=emulator.url) as client:
         batch = client.create_batch("results-operator")
         requests = [
             {

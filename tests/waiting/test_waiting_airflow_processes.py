@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from waiting_support import EmulatorProcess, chat_rows
+from support.batch_requests import chat_rows
+from waiting_support import EmulatorProcess
 
 pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting_support import chat_rows, jsonl_line, run_dag, seed_batch, seed_file_batch
+from support.batch_requests import chat_rows, jsonl_line
+from waiting_support import run_dag, seed_batch, seed_file_batch
 
 # The batch is created inside the run (starting DAG runs takes longer than a small batch), and a
 # downstream task writes what it received, so the test reads the XCom without Airflow internals.

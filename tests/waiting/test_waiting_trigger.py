@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from waiting_support import connection_env, jsonl_line, seed_batch, seed_file_batch
+from support.batch_requests import jsonl_line
+from support.emulator import connection_env
+from waiting_support import seed_batch, seed_file_batch
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.batch import SharedClients, XAIBatchTrigger, transient_backoff
@@ -25,6 +27,16 @@ def run_trigger(trigger: XAIBatchTrigger, limit: float = 30.0) -> list[dict[str,
     return asyncio.run(asyncio.wait_for(drain(), limit))
 
 
+async def collect(trigger: XAIBatchTrigger) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+async def polled(emulator: Any, times: int) -> None:
+    """Return once the emulator has answered ``times`` polls (a condition, not a guess at timing)."""
+    while emulator.calls("get_batch") < times:
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     # No retries inside the client, so injected faults reach the trigger's own tolerance.
@@ -39,12 +51,20 @@ async def _warm_up(conn_id: str) -> None:
     await client.aclose()
 
 
-def test_processing_batch_completes_with_one_event(emulator: Any, conn: str) -> None:
+def test_processing_batch_completes_with_one_event(emulator: Any, manual_clock: Any, conn: str) -> None:
     emulator.config.update({"processing_rate": 10})
     batch_id = seed_batch(emulator, requests=5)
-    started = time.monotonic()
 
-    events = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=FAST))
+    async def finish_after_three_polls() -> list[dict[str, Any]]:
+        running = asyncio.ensure_future(collect(XAIBatchTrigger(batch_id, conn, poll_interval=FAST)))
+        await asyncio.wait_for(polled(emulator, 3), 10)
+        waited = not running.done()  # still processing, so still waiting
+        manual_clock.advance(1.0)  # past the 0.5 s that 5 requests take at 10 per second
+        events = await asyncio.wait_for(running, 10)
+        assert waited  # it really waited for processing
+        return events
+
+    events = asyncio.run(finish_after_three_polls())
 
     assert len(events) == 1
     [event] = events
@@ -52,7 +72,6 @@ def test_processing_batch_completes_with_one_event(emulator: Any, conn: str) -> 
     assert (event["status"], event["batch_id"], event["batch_status"]) == ("success", batch_id, "completed")
     assert event["batch"]["state"]["num_success"] == 5
     assert event["batch"]["status"] == "completed"
-    assert time.monotonic() - started >= 0.3  # it really waited for processing
     assert emulator.calls("get_batch") >= 3
     assert emulator.calls("list_results") == 0  # never downloads results
     json.dumps(event)  # the payload is JSON-safe
@@ -68,14 +87,14 @@ def test_file_batch_rejected_by_xai_reports_its_message(emulator: Any, conn: str
     assert event["batch"]["cancel_by_xai_message"].startswith("JSONL file validation failed")
 
 
-def test_cancelled_batch_ends_the_wait(emulator: Any, conn: str) -> None:
+def test_cancelled_batch_ends_the_wait(emulator: Any, manual_clock: Any, conn: str) -> None:
     emulator.config.update({"processing_rate": 0.5})
     batch_id = seed_batch(emulator, requests=20)
 
     async def cancel_soon() -> dict[str, Any]:
         trigger = XAIBatchTrigger(batch_id, conn, poll_interval=FAST)
         waiting = asyncio.ensure_future(trigger.wait())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(polled(emulator, 2), 10)
         assert not waiting.done()
         emulator.service.cancel_batch(batch_id)
         return await asyncio.wait_for(waiting, 10)
@@ -85,18 +104,27 @@ def test_cancelled_batch_ends_the_wait(emulator: Any, conn: str) -> None:
     assert event["batch"]["cancel_time"] is not None
 
 
-def test_deadline_yields_timeout_with_last_known_batch(emulator: Any, conn: str) -> None:
+def test_deadline_yields_timeout_with_last_known_batch(
+    emulator: Any, manual_clock: Any, conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emulator.config.update({"processing_rate": 0.1})
     batch_id = seed_batch(emulator, requests=50)
-    started = time.monotonic()
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
 
-    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=10.0, end_time=time.time() + 0.5))
+    async def recorded_sleep(delay: float, result: Any = None) -> Any:
+        asked.append(delay)
+        return await real_sleep(delay, result)
 
-    elapsed = time.monotonic() - started
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+    [event] = run_trigger(XAIBatchTrigger(batch_id, conn, poll_interval=10.0, end_time=time.time() + 2.0))
+
     assert (event["status"], event["batch_status"]) == ("timeout", "processing")
     assert event["batch"]["state"]["num_pending"] > 0
-    # Sleeps are cut at the deadline instead of waiting a whole 10 s poll interval.
-    assert 0.4 <= elapsed < 3.0
+    # Sleeps are cut at the deadline instead of waiting a whole 10 s poll interval (the time it
+    # takes is measured in benchmarks/timings.py).
+    assert asked and max(asked) <= 2.0
+    assert emulator.calls("get_batch") == 2  # the first poll, and the last one right at the deadline
 
 
 def test_deadline_already_past_still_polls_once(emulator: Any, conn: str) -> None:
@@ -153,16 +181,17 @@ def test_wrong_key_is_a_permanent_error_and_never_shown(
 
 
 def test_a_key_rotated_during_the_wait_is_picked_up(
-    emulator: Any, conn: str, monkeypatch: pytest.MonkeyPatch
+    emulator: Any, manual_clock: Any, conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator.config.update({"processing_rate": 5})
     batch_id = seed_batch(emulator, requests=5)
 
     async def rotate_midway() -> dict[str, Any]:
         waiting = asyncio.ensure_future(XAIBatchTrigger(batch_id, conn, poll_interval=FAST).wait())
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(polled(emulator, 1), 10)  # mid-processing: the clock has not moved
         emulator.config.update({"api_key": "xai-rotated-key-456"})
         monkeypatch.setenv("AIRFLOW_CONN_XAI_WAIT", connection_env(emulator, max_retries=0))
+        manual_clock.advance(2.0)  # past the 1 s that 5 requests take at 5 per second
         return await asyncio.wait_for(waiting, 10)
 
     event = asyncio.run(rotate_midway())

@@ -13,7 +13,8 @@ from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     TaskDeferred,
 )
-from waiting_support import chat_rows, seed_batch
+from support.batch_requests import chat_rows
+from waiting_support import seed_batch
 
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor, event_outcome

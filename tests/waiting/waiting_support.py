@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
+from support.batch_requests import chat_rows, jsonl_line
+from support.constants import MODEL
+from support.dags import run_dag_file as run_dag
+from support.emulator import connection_env
 
-MODEL = "grok-4.3"
-
-
-def chat_rows(count: int, prefix: str = "row") -> list[dict[str, Any]]:
-    """``count`` native chat requests with deterministic ids."""
-    return [
-        {
-            "batch_request_id": f"{prefix}-{index:04d}",
-            "batch_request": {
-                "chat_get_completion": {
-                    "model": MODEL,
-                    "messages": [{"role": "user", "content": f"question {index}"}],
-                }
-            },
-        }
-        for index in range(count)
-    ]
+__all__ = [
+    "MODEL",
+    "EmulatorProcess",
+    "chat_rows",
+    "connection_env",
+    "jsonl_line",
+    "run_dag",
+    "seed_batch",
+    "seed_file_batch",
+]
 
 
 def seed_batch(emulator: Any, requests: int = 3, name: str = "waiting-test") -> str:
@@ -48,35 +42,6 @@ def seed_file_batch(emulator: Any, lines: list[str], name: str = "file-test") ->
     file_id = emulator.service.upload_file("batch.jsonl", content)["id"]
     batch_id: str = emulator.service.create_batch(name, input_file_id=file_id)["batch_id"]
     return batch_id
-
-
-def jsonl_line(custom_id: str, content: str = "hello") -> str:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body})
-
-
-def connection_env(emulator: Any, *, api_key: str | None = None, **extra: Any) -> str:
-    """The JSON of an ``xai`` connection to ``emulator`` (for ``AIRFLOW_CONN_...`` variables)."""
-    conn: dict[str, Any] = {
-        "conn_type": "xai",
-        "password": api_key if api_key is not None else emulator.config.api_key,
-        "host": emulator.url,
-    }
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
-
-
-def run_dag(source: str, dag_id: str, folder: Path) -> Any:
-    """Write ``source`` as a DAG file in ``folder``, load it and run ``dag.test()``; return the run."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dag_id}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"waiting_dag_{dag_id}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag.test()
 
 
 class EmulatorProcess:
