@@ -6,9 +6,9 @@ Three shapes are accepted for one request, in XCom lists and JSONL lines alike:
 2. JSONL/OpenAI style: ``{"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
 3. short: ``{"custom_id": "...", "body": {...}}`` (a chat completion)
 
->>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": []}},
+>>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": ["Hi"]}},
 ...                   source="requests", position=0)
-{'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': []}}}
+{'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': ['Hi']}}}
 
 Everything is pure and streaming: a generator of a million requests is never materialised.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
@@ -51,8 +52,22 @@ URL_TO_KIND: Mapping[str, str] = {
 
 MAX_ID_LENGTH = 255
 DEFAULT_MAX_REQUEST_BYTES = 25_000_000
+# Levels of arrays and objects one add-call body may nest, as the emulator enforces it. The service
+# does not document a limit; 100 is the default recursion limit of the protobuf parsers behind
+# gRPC-transcoded JSON APIs such as xAI's, and no real prompt comes near it.
+MAX_NESTING_DEPTH = 100
+# A request sits two levels down in an add call (``{"batch_requests": [request]}``).
+MAX_REQUEST_DEPTH = MAX_NESTING_DEPTH - 2
+# Generated ids carry the list index or line number padded to this many digits, so that sorting ids
+# (a results file sorted by id) gives input order. Nine digits keep that order up to 999,999,999
+# items or lines, a thousand times the million requests above which the service may throttle a
+# batch; past that the number only grows longer: ids stay unique, only their sort order differs.
+POSITION_DIGITS = 9
 _GENERATED_ID_LENGTH = 64
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+_NUMBERED_LABEL = re.compile(r"([A-Za-z]+) (\d+)")
+_BODY_PATH = re.compile(r"batch_request\.[^.\[]+")
+_HALF_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
 
 
 def _kind_for_url(url: Any, *, source: str, where: str) -> str:
@@ -118,7 +133,15 @@ def _validated_id(value: Any, *, source: str, where: str) -> str | None:
 
 
 class NormalisedRequest(dict[str, Any]):
-    """A native request this module built and validated: normalising it again returns it as is."""
+    """A native request this module built and validated: normalising it again returns it as is.
+
+    It remembers where it came from (``source``, ``position``), so that a problem found later, when
+    it is encoded, is reported at the user's file line or list item whichever path encodes it.
+    """
+
+    __slots__ = ("position", "source")
+    source: str
+    position: str
 
 
 def normalise_request(request: Any, *, source: str, position: int | str) -> NativeRequest:
@@ -171,35 +194,161 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
     body = _validated_body(body, kind, source=source, where=where)
     if request_id is None:
         request_id = generated_request_id(source, position)
-    return NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
+    normalised = NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
+    normalised.source, normalised.position = source, where
+    return normalised
 
 
 def generated_request_id(source: str, position: int | str) -> str:
     """A deterministic id for a request that has none: unique per (source, position), <= 64 characters.
 
+    The position is zero-padded to :data:`POSITION_DIGITS` digits, so that ids sort in input order.
+
     >>> generated_request_id("s3://bucket/in/part-1.jsonl", "line 12")
-    'part-1.jsonl-c488cc1a-line-12'
+    'part-1.jsonl-c488cc1a-line-000000012'
+    >>> generated_request_id("add_rows.requests", 7)
+    'add_rows.requests-46eb0467-000000007'
     """
-    label = f"{position:09d}" if isinstance(position, int) else _SLUG.sub("-", str(position))
+    if isinstance(position, int):
+        label = f"{position:0{POSITION_DIGITS}d}"
+    else:
+        numbered = _NUMBERED_LABEL.fullmatch(str(position))
+        label = (
+            f"{numbered.group(1)}-{int(numbered.group(2)):0{POSITION_DIGITS}d}"
+            if numbered
+            else _SLUG.sub("-", str(position))
+        )
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
     stem = _SLUG.sub("-", source.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "req"
     room = _GENERATED_ID_LENGTH - len(digest) - len(label) - 2
     return f"{stem[: max(room, 1)]}-{digest}-{label}"
 
 
-def encode_request(request: NativeRequest) -> bytes:
+def encode_request(
+    request: NativeRequest, *, source: str | None = None, position: str | None = None
+) -> bytes:
     """The compact UTF-8 JSON encoding used on the wire (and for size checks).
+
+    Only what JSON can carry exactly is encoded: NaN or Infinity anywhere, text with a lone
+    surrogate, a value JSON has no form for, or nesting deeper than :data:`MAX_REQUEST_DEPTH` is an
+    :class:`XAIInputError` naming the source and position (taken from a :class:`NormalisedRequest`
+    when not given) and the place inside the request.
 
     msgspec (already required by Airflow's task SDK) encodes about ten times faster than ``json``,
     which keeps a million-request ingest bound by the network rather than by the CPU.
+
+    >>> encode_request({"batch_request_id": "a", "batch_request": {"chat_get_completion": {"n": 1}}})
+    b'{"batch_request_id":"a","batch_request":{"chat_get_completion":{"n":1}}}'
+    >>> encode_request({"batch_request": {"responses": {"top_p": float("nan")}}}, source="s", position="item 3")
+    Traceback (most recent call last):
+    ...
+    airflow_provider_xai_batch.client.errors.XAIInputError: s, item 3: body.top_p is nan: JSON has no NaN or Infinity
     """
-    return msgspec.json.encode(request)
+    try:
+        encoded = msgspec.json.encode(request)
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise _unencodable(request, exc, source, position) from None
+    # msgspec writes NaN and Infinity as null and has no depth limit short of the interpreter's. Two
+    # substring scans rule both out for nearly every request before a walk in Python is needed.
+    if b"null" in encoded or encoded.count(b"{") + encoded.count(b"[") > MAX_REQUEST_DEPTH:
+        _refuse_problem(request, source, position)
+    return encoded
 
 
 def request_digest(request: NativeRequest) -> bytes:
     """A digest of a request's content, independent of key order, to spot an id reused for other content."""
-    canonical = msgspec.json.encode(request["batch_request"], order="sorted")
+    try:
+        canonical = msgspec.json.encode(request["batch_request"], order="sorted")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _unencodable(request, exc, None, None) from None
     return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def _unencodable(request: Any, exc: BaseException, source: str | None, position: str | None) -> XAIInputError:
+    problem = json_problem(request) or f"cannot be encoded as JSON ({type(exc).__name__}: {exc})"
+    return _input_error(problem, request, source, position)
+
+
+def _refuse_problem(request: Any, source: str | None, position: str | None) -> None:
+    problem = json_problem(request)
+    if problem is not None:
+        raise _input_error(problem, request, source, position)
+
+
+def _input_error(problem: str, request: Any, source: str | None, position: str | None) -> XAIInputError:
+    return XAIInputError(
+        problem,
+        source=source or getattr(request, "source", None) or "requests",
+        position=position or getattr(request, "position", None),
+    )
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+# Sets are encoded as arrays, so what they hold is checked like any array's items.
+_JSON_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def json_problem(value: Any) -> str | None:
+    """What keeps ``value`` from being sent as exactly this JSON, or ``None`` when nothing does.
+
+    Walks the value without recursion, depth first in document order, and reports the first of: a
+    non-finite number, text with a lone surrogate, a value the encoder has no JSON form for, nesting
+    deeper than :data:`MAX_REQUEST_DEPTH`. Places read like ``body.messages[0].content``.
+
+    >>> json_problem({"batch_request": {"chat_get_completion": {"messages": [{"content": 1j}]}}})
+    'body.messages[0].content is a complex, which has no JSON form'
+    >>> json_problem({"batch_request_id": "a", "batch_request": {"responses": {"n": 2}}}) is None
+    True
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, _JSON_CONTAINERS):
+            if depth > MAX_REQUEST_DEPTH:
+                return (
+                    f"the request nests arrays and objects more than {MAX_REQUEST_DEPTH} levels deep "
+                    f"(at {_place(path)}); an add call may nest at most {MAX_NESTING_DEPTH}"
+                )
+            if isinstance(item, dict):
+                children = []
+                for key, child in item.items():
+                    if isinstance(key, str) and _has_surrogate(key):
+                        return f"a key in {_place(path)} holds a lone surrogate, which is not text JSON can carry"
+                    children.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+            else:
+                children = [(child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item)]
+            stack.extend(reversed(children))
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{_place(path)} is {item}: JSON has no NaN or Infinity"
+        elif isinstance(item, str) and _has_surrogate(item):
+            surrogate = next(char for char in item if 0xD800 <= ord(char) <= 0xDFFF)
+            return f"{_place(path)} holds a lone surrogate ({surrogate!r}), which is not text JSON can carry"
+        elif not isinstance(item, _JSON_SCALARS):
+            try:
+                msgspec.json.encode(item)
+            except (TypeError, ValueError, RecursionError):
+                return f"{_place(path)} is a {type(item).__name__}, which has no JSON form"
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _place(path: str) -> str:
+    """A place inside a native request as the user thinks of it: in the body, or the request id."""
+    if path == "batch_request_id":
+        return "the request id"
+    inside_body = _BODY_PATH.match(path)
+    if inside_body is not None:
+        return "body" + path[inside_body.end() :]
+    return path or "the request"
 
 
 def normalise_requests(requests: Iterable[Any], *, source: str = "requests") -> Iterator[NativeRequest]:
@@ -261,8 +410,23 @@ def _parse_line(raw: bytes, line_number: int, *, source: str, last: bool = False
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
-        hint = " (the last line looks truncated)" if last and not raw.endswith((b"}", b"]")) else ""
-        raise XAIInputError(f"invalid JSON: {exc}{hint}", source=source, position=where) from None
+        reason = str(exc)
+        complete = raw.endswith((b"}", b"]"))
+        if "trailing characters" in reason:
+            hint = " (something follows the JSON object on this line)"
+        elif "truncated" in reason and complete and _HALF_SURROGATE.search(raw):
+            hint = " (a \\u escape holds half of a surrogate pair, which is not text)"
+        elif last and "truncated" in reason and not complete:
+            hint = " (the last line looks truncated)"
+        else:
+            hint = ""
+        raise XAIInputError(f"invalid JSON: {reason}{hint}", source=source, position=where) from None
+    except RecursionError:
+        raise XAIInputError(
+            f"the line nests arrays and objects too deeply to read (at most {MAX_NESTING_DEPTH} levels)",
+            source=source,
+            position=where,
+        ) from None
 
 
 def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest]:
