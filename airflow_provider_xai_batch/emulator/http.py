@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote
 
@@ -20,6 +21,8 @@ from .handlers import Answer, ApiHandlers, Incoming, error_answer, injected_erro
 from .request_log import BODY_EXCERPT_BYTES, LoggedRequest, RequestLog
 from .routes import RouteMatch, resolve
 from .state import BatchService
+
+log = logging.getLogger("airflow_provider_xai_batch.emulator")
 
 READ_SIZE = 1 << 20
 # Small calls are answered on the loop itself (a thread hand-off would cost more than the work);
@@ -75,6 +78,11 @@ class EmulatorApp:
                 )
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except Exception as error:
+            # A fault of the emulator itself: answer 500 if the exchange still allows it, log one line.
+            log.warning("a connection failed inside the emulator: %s: %s", type(error).__name__, error)
+            with contextlib.suppress(Exception):
+                await _send(connection, writer, error_answer(500, "Internal error encountered"), close=True)
         finally:
             writer.close()
 
