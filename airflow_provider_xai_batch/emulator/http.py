@@ -155,7 +155,7 @@ class EmulatorApp:
         if match.is_api and match.name is not None:
             self.faults.record_answer(match.name, answer.status)
         entry.status = answer.status
-        await _send(connection, writer, answer)
+        await _send(connection, writer, answer, head_only=request.method == "HEAD")
         return True
 
 
@@ -250,7 +250,12 @@ async def _read_body(
 
 
 async def _send(
-    connection: h11.Connection, writer: asyncio.StreamWriter, answer: Answer, *, close: bool = False
+    connection: h11.Connection,
+    writer: asyncio.StreamWriter,
+    answer: Answer,
+    *,
+    close: bool = False,
+    head_only: bool = False,
 ) -> None:
     headers = [
         ("content-type", answer.content_type),
@@ -266,9 +271,11 @@ async def _send(
     writer.write(
         connection.send(h11.Response(status_code=answer.status, headers=headers, reason=reason)) or b""
     )
-    # Passthrough hands the body to the transport without another copy of a large file.
-    for chunk in connection.send_with_data_passthrough(h11.Data(data=answer.body)) or []:
-        writer.write(chunk)
+    # Passthrough hands the body to the transport without another copy of a large file. The answer
+    # to a HEAD request has the headers of the full answer and no body (RFC 9110, 9.3.2).
+    if not head_only:
+        for chunk in connection.send_with_data_passthrough(h11.Data(data=answer.body)) or []:
+            writer.write(chunk)
     writer.write(connection.send(h11.EndOfMessage()) or b"")
     await writer.drain()
 

@@ -263,3 +263,16 @@ def test_in_process_adds_refuse_what_json_cannot_carry(service: BatchService) ->
             service.add_requests(batch_id, [item])
         assert info.value.status == 400 and "not JSON" in info.value.message
     assert service.get_batch(batch_id)["state"]["num_requests"] == 0
+
+
+def test_a_head_request_gets_headers_only_and_the_connection_carries_on(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        head = client.head("/v1/batches")
+        after = client.get("/v1/batches")
+
+    assert head.status_code == 405 and head.content == b""
+    assert int(head.headers["content-length"]) > 0  # the length the full answer would have
+    assert after.status_code == 200
+    assert [record.getMessage() for record in caplog.records] == []
