@@ -6,9 +6,9 @@ Three shapes are accepted for one request, in XCom lists and JSONL lines alike:
 2. JSONL/OpenAI style: ``{"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
 3. short: ``{"custom_id": "...", "body": {...}}`` (a chat completion)
 
->>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": []}},
+>>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": ["Hi"]}},
 ...                   source="requests", position=0)
-{'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': []}}}
+{'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': ['Hi']}}}
 
 Everything is pure and streaming: a generator of a million requests is never materialised.
 """
@@ -24,6 +24,7 @@ from typing import IO, Any
 import msgspec
 
 from airflow_provider_xai_batch.client.errors import XAIInputError
+from airflow_provider_xai_batch.client.exact_json import MAX_NESTING_DEPTH, MAX_REQUEST_DEPTH, json_problem
 
 NativeRequest = dict[str, Any]
 
@@ -51,8 +52,15 @@ URL_TO_KIND: Mapping[str, str] = {
 
 MAX_ID_LENGTH = 255
 DEFAULT_MAX_REQUEST_BYTES = 25_000_000
+# Generated ids carry the list index or line number padded to this many digits, so that sorting ids
+# (a results file sorted by id) gives input order. Nine digits keep that order up to 999,999,999
+# items or lines, a thousand times the million requests above which the service may throttle a
+# batch; past that the number only grows longer: ids stay unique, only their sort order differs.
+POSITION_DIGITS = 9
 _GENERATED_ID_LENGTH = 64
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+_NUMBERED_LABEL = re.compile(r"([A-Za-z]+) (\d+)")
+_HALF_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
 
 
 def _kind_for_url(url: Any, *, source: str, where: str) -> str:
@@ -118,7 +126,15 @@ def _validated_id(value: Any, *, source: str, where: str) -> str | None:
 
 
 class NormalisedRequest(dict[str, Any]):
-    """A native request this module built and validated: normalising it again returns it as is."""
+    """A native request this module built and validated: normalising it again returns it as is.
+
+    It remembers where it came from (``source``, ``position``), so that a problem found later, when
+    it is encoded, is reported at the user's file line or list item whichever path encodes it.
+    """
+
+    __slots__ = ("position", "source")
+    source: str
+    position: str
 
 
 def normalise_request(request: Any, *, source: str, position: int | str) -> NativeRequest:
@@ -171,35 +187,93 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
     body = _validated_body(body, kind, source=source, where=where)
     if request_id is None:
         request_id = generated_request_id(source, position)
-    return NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
+    normalised = NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
+    normalised.source, normalised.position = source, where
+    return normalised
 
 
 def generated_request_id(source: str, position: int | str) -> str:
     """A deterministic id for a request that has none: unique per (source, position), <= 64 characters.
 
+    The position is zero-padded to :data:`POSITION_DIGITS` digits, so that ids sort in input order.
+
     >>> generated_request_id("s3://bucket/in/part-1.jsonl", "line 12")
-    'part-1.jsonl-c488cc1a-line-12'
+    'part-1.jsonl-c488cc1a-line-000000012'
+    >>> generated_request_id("add_rows.requests", 7)
+    'add_rows.requests-46eb0467-000000007'
     """
-    label = f"{position:09d}" if isinstance(position, int) else _SLUG.sub("-", str(position))
+    if isinstance(position, int):
+        label = f"{position:0{POSITION_DIGITS}d}"
+    else:
+        numbered = _NUMBERED_LABEL.fullmatch(str(position))
+        label = (
+            f"{numbered.group(1)}-{int(numbered.group(2)):0{POSITION_DIGITS}d}"
+            if numbered
+            else _SLUG.sub("-", str(position))
+        )
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:8]
     stem = _SLUG.sub("-", source.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "req"
     room = _GENERATED_ID_LENGTH - len(digest) - len(label) - 2
     return f"{stem[: max(room, 1)]}-{digest}-{label}"
 
 
-def encode_request(request: NativeRequest) -> bytes:
+def encode_request(
+    request: NativeRequest, *, source: str | None = None, position: str | None = None
+) -> bytes:
     """The compact UTF-8 JSON encoding used on the wire (and for size checks).
+
+    Only what JSON can carry exactly is encoded: NaN or Infinity anywhere, text with a lone
+    surrogate, a value JSON has no form for, or nesting deeper than :data:`MAX_REQUEST_DEPTH` is an
+    :class:`XAIInputError` naming the source and position (taken from a :class:`NormalisedRequest`
+    when not given) and the place inside the request.
 
     msgspec (already required by Airflow's task SDK) encodes about ten times faster than ``json``,
     which keeps a million-request ingest bound by the network rather than by the CPU.
+
+    >>> encode_request({"batch_request_id": "a", "batch_request": {"chat_get_completion": {"n": 1}}})
+    b'{"batch_request_id":"a","batch_request":{"chat_get_completion":{"n":1}}}'
+    >>> encode_request({"batch_request": {"responses": {"top_p": float("nan")}}}, source="s", position="item 3")
+    Traceback (most recent call last):
+    ...
+    airflow_provider_xai_batch.client.errors.XAIInputError: s, item 3: body.top_p is nan: JSON has no NaN or Infinity
     """
-    return msgspec.json.encode(request)
+    try:
+        encoded = msgspec.json.encode(request)
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise _unencodable(request, exc, source, position) from None
+    # msgspec writes NaN and Infinity as null and has no depth limit short of the interpreter's. Two
+    # substring scans rule both out for nearly every request before a walk in Python is needed.
+    if b"null" in encoded or encoded.count(b"{") + encoded.count(b"[") > MAX_REQUEST_DEPTH:
+        _refuse_problem(request, source, position)
+    return encoded
 
 
 def request_digest(request: NativeRequest) -> bytes:
     """A digest of a request's content, independent of key order, to spot an id reused for other content."""
-    canonical = msgspec.json.encode(request["batch_request"], order="sorted")
+    try:
+        canonical = msgspec.json.encode(request["batch_request"], order="sorted")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _unencodable(request, exc, None, None) from None
     return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def _unencodable(request: Any, exc: BaseException, source: str | None, position: str | None) -> XAIInputError:
+    problem = json_problem(request) or f"cannot be encoded as JSON ({type(exc).__name__}: {exc})"
+    return _input_error(problem, request, source, position)
+
+
+def _refuse_problem(request: Any, source: str | None, position: str | None) -> None:
+    problem = json_problem(request)
+    if problem is not None:
+        raise _input_error(problem, request, source, position)
+
+
+def _input_error(problem: str, request: Any, source: str | None, position: str | None) -> XAIInputError:
+    return XAIInputError(
+        problem,
+        source=source or getattr(request, "source", None) or "requests",
+        position=position or getattr(request, "position", None),
+    )
 
 
 def normalise_requests(requests: Iterable[Any], *, source: str = "requests") -> Iterator[NativeRequest]:
@@ -261,8 +335,23 @@ def _parse_line(raw: bytes, line_number: int, *, source: str, last: bool = False
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
-        hint = " (the last line looks truncated)" if last and not raw.endswith((b"}", b"]")) else ""
-        raise XAIInputError(f"invalid JSON: {exc}{hint}", source=source, position=where) from None
+        reason = str(exc)
+        complete = raw.endswith((b"}", b"]"))
+        if "trailing characters" in reason:
+            hint = " (something follows the JSON object on this line)"
+        elif "truncated" in reason and complete and _HALF_SURROGATE.search(raw):
+            hint = " (a \\u escape holds half of a surrogate pair, which is not text)"
+        elif last and "truncated" in reason and not complete:
+            hint = " (the last line looks truncated)"
+        else:
+            hint = ""
+        raise XAIInputError(f"invalid JSON: {reason}{hint}", source=source, position=where) from None
+    except RecursionError:
+        raise XAIInputError(
+            f"the line nests arrays and objects too deeply to read (at most {MAX_NESTING_DEPTH} levels)",
+            source=source,
+            position=where,
+        ) from None
 
 
 def normalise_jsonl(stream: IO[bytes], *, source: str) -> Iterator[NativeRequest]:

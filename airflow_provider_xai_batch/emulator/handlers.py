@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -17,6 +18,9 @@ from .faults import FaultPlan
 from .multipart import MultipartError, parse_multipart
 from .request_log import RequestLog
 from .state import BatchService
+from .strict_json import InvalidJSON, parse_json
+
+log = logging.getLogger("airflow_provider_xai_batch.emulator")
 
 INCORRECT_KEY = "Incorrect API key provided. You can obtain an API key from https://console.x.ai."
 MISSING_KEY = (
@@ -110,6 +114,11 @@ class ApiHandlers:
             return self._routes[route](params, request)
         except ServiceError as error:
             return json_answer(error.status, error.body())
+        except Exception as error:
+            # A fault of the emulator itself: the client gets the service's 500, not a dropped
+            # connection, and the console one line rather than a traceback.
+            log.warning("%s failed inside the emulator: %s: %s", route, type(error).__name__, error)
+            return error_answer(500, "Internal error encountered")
 
     def authenticate(self, request: Incoming) -> Answer | None:
         """``None`` when the key is right; else the refusal (401 missing/garbled, 400 wrong key)."""
@@ -242,9 +251,9 @@ def _json_object(request: Incoming) -> dict[str, Any]:
     if not request.body.strip():
         return {}
     try:
-        value = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ServiceError.of(400, "Request body is not valid JSON") from None
+        value = parse_json(request.body)
+    except InvalidJSON as error:
+        raise ServiceError.of(400, f"Request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ServiceError.of(400, "Request body must be a JSON object")
     return value

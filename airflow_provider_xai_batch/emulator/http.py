@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote
 
@@ -20,6 +21,8 @@ from .handlers import Answer, ApiHandlers, Incoming, error_answer, injected_erro
 from .request_log import BODY_EXCERPT_BYTES, LoggedRequest, RequestLog
 from .routes import RouteMatch, resolve
 from .state import BatchService
+
+log = logging.getLogger("airflow_provider_xai_batch.emulator")
 
 READ_SIZE = 1 << 20
 # Small calls are answered on the loop itself (a thread hand-off would cost more than the work);
@@ -75,6 +78,11 @@ class EmulatorApp:
                 )
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except Exception as error:
+            # A fault of the emulator itself: answer 500 if the exchange still allows it, log one line.
+            log.warning("a connection failed inside the emulator: %s: %s", type(error).__name__, error)
+            with contextlib.suppress(Exception):
+                await _send(connection, writer, error_answer(500, "Internal error encountered"), close=True)
         finally:
             writer.close()
 
@@ -147,7 +155,7 @@ class EmulatorApp:
         if match.is_api and match.name is not None:
             self.faults.record_answer(match.name, answer.status)
         entry.status = answer.status
-        await _send(connection, writer, answer)
+        await _send(connection, writer, answer, head_only=request.method == "HEAD")
         return True
 
 
@@ -242,7 +250,12 @@ async def _read_body(
 
 
 async def _send(
-    connection: h11.Connection, writer: asyncio.StreamWriter, answer: Answer, *, close: bool = False
+    connection: h11.Connection,
+    writer: asyncio.StreamWriter,
+    answer: Answer,
+    *,
+    close: bool = False,
+    head_only: bool = False,
 ) -> None:
     headers = [
         ("content-type", answer.content_type),
@@ -258,9 +271,11 @@ async def _send(
     writer.write(
         connection.send(h11.Response(status_code=answer.status, headers=headers, reason=reason)) or b""
     )
-    # Passthrough hands the body to the transport without another copy of a large file.
-    for chunk in connection.send_with_data_passthrough(h11.Data(data=answer.body)) or []:
-        writer.write(chunk)
+    # Passthrough hands the body to the transport without another copy of a large file. The answer
+    # to a HEAD request has the headers of the full answer and no body (RFC 9110, 9.3.2).
+    if not head_only:
+        for chunk in connection.send_with_data_passthrough(h11.Data(data=answer.body)) or []:
+            writer.write(chunk)
     writer.write(connection.send(h11.EndOfMessage()) or b"")
     await writer.drain()
 

@@ -108,7 +108,8 @@ class PreparedRequest(NamedTuple):
 
 
 # One encoder for every request: json.dumps would build a new one per call when options are given.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# NaN and Infinity are refused: the HTTP layer never lets them in, and in-process callers get the same.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -146,7 +147,10 @@ def prepare_request(
         raise InvalidRequest(f"batch_request.{kind}.model is required")
     if model not in supported_models:
         raise InvalidRequest(f"Model {model} is not supported for batch processing.")
-    canonical = canonical_json({kind: body})
+    try:
+        canonical = canonical_json({kind: body})
+    except (ValueError, RecursionError):  # called in-process with values no JSON body can hold
+        raise InvalidRequest(f"batch_request.{kind} holds values that are not JSON") from None
     if len(canonical) > max_request_bytes:
         raise InvalidRequest(
             f"Request {batch_request_id} is {len(canonical)} bytes, "

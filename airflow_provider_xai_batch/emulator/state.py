@@ -30,6 +30,7 @@ from .payloads import (
     render_response_json,
 )
 from .store import CANCELLED, FAILS_BY_RATE, SUCCEEDED, SUCCEEDS, RequestStore
+from .strict_json import InvalidJSON, parse_json
 
 __all__ = ["BatchService", "ServiceError"]
 
@@ -170,7 +171,7 @@ class BatchService:
 
     def list_batches(self, limit: int | None = None, token: str | None = None) -> dict[str, Any]:
         """The team's batches, newest first: ``{"batches": [...], "pagination_token": ...}``."""
-        after = decode_token(token)
+        after = decode_token(token, "batches")
         size = page_size(limit)
         with self._lock:
             now = self.clock.now()
@@ -186,7 +187,7 @@ class BatchService:
                 batch = self._batches[batch_id]
                 self._advance(batch, now)
                 page.append(self._batch_json(batch))
-            next_token = encode_token(page[-1]["batch_id"]) if page and begin > 0 else None
+            next_token = encode_token(page[-1]["batch_id"], "batches") if page and begin > 0 else None
             return {"batches": page, "pagination_token": next_token}
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
@@ -255,7 +256,7 @@ class BatchService:
         self, batch_id: str, limit: int | None = None, token: str | None = None
     ) -> dict[str, Any]:
         """Per-request metadata in submission order."""
-        after = decode_token(token)
+        after = decode_token(token, f"requests:{batch_id}")
         size = page_size(limit)
         with self._lock:
             batch = self._batch(batch_id)
@@ -267,7 +268,11 @@ class BatchService:
                 raise invalid_argument("Invalid pagination_token") from None
             end = min(len(store), begin + size)
             rows = [self._metadata(store, position) for position in range(begin, end)]
-            next_token = encode_token(store.id_at(end - 1)) if rows and end < len(store) else None
+            next_token = (
+                encode_token(store.id_at(end - 1), f"requests:{batch_id}")
+                if rows and end < len(store)
+                else None
+            )
             return {"batch_request_metadata": rows, "pagination_token": next_token}
 
     def list_results(
@@ -286,7 +291,7 @@ class BatchService:
     def _result_page(
         self, batch_id: str, limit: int | None, token: str | None
     ) -> tuple[list[str], str | None]:
-        after = decode_token(token)
+        after = decode_token(token, f"results:{batch_id}")
         size = page_size(limit)
         with self._lock:
             batch = self._batch(batch_id)
@@ -302,7 +307,7 @@ class BatchService:
                     break
             next_token = None
             if len(rows) == size and next(finished, None) is not None:
-                next_token = encode_token(last_id)
+                next_token = encode_token(last_id, f"results:{batch_id}")
             return rows, next_token
 
     # -- files -----------------------------------------------------------------------------------
@@ -345,7 +350,7 @@ class BatchService:
 
     def list_files(self, limit: int | None = None, token: str | None = None) -> dict[str, Any]:
         """Uploaded files, newest first: ``{"data": [...], "pagination_token": ...}``."""
-        after = decode_token(token)
+        after = decode_token(token, "files")
         size = page_size(limit)
         with self._lock:
             now = self.clock.now()
@@ -358,7 +363,7 @@ class BatchService:
                     raise invalid_argument("Invalid pagination_token") from None
             begin = max(0, end - size)
             page = [_file_json(self._files[file_id]) for file_id in reversed(live[begin:end])]
-            next_token = encode_token(page[-1]["id"]) if page and begin > 0 else None
+            next_token = encode_token(page[-1]["id"], "files") if page and begin > 0 else None
             return {"data": page, "pagination_token": next_token}
 
     # -- numbers for the control API -------------------------------------------------------------
@@ -412,12 +417,18 @@ class BatchService:
         try:
             prepared = _parse_jsonl(content, self.config)
         except _InvalidLine as error:
-            batch.cancel_by_xai_message = f"JSONL file validation failed: {error.message}"
-            batch.cancel_time = at
-            batch.requests.cancel(at)
+            reason = error.message
+        except Exception as error:
+            # Whatever the file holds, the batch must leave "validating": a batch that stays there
+            # would keep a user's sensor waiting until its timeout.
+            reason = f"the file could not be read ({type(error).__name__})"
+        else:
+            outcomes = [self._outcome(batch.batch_id, request.batch_request_id) for request in prepared]
+            batch.requests.extend(prepared, added_at=at, outcomes=outcomes)
             return
-        outcomes = [self._outcome(batch.batch_id, request.batch_request_id) for request in prepared]
-        batch.requests.extend(prepared, added_at=at, outcomes=outcomes)
+        batch.cancel_by_xai_message = f"JSONL file validation failed: {reason}"
+        batch.cancel_time = at
+        batch.requests.cancel(at)
 
     def _batch_json(self, batch: _Batch) -> dict[str, Any]:
         store = batch.requests
@@ -511,11 +522,9 @@ def _parse_jsonl(content: bytes, config: EmulatorConfig) -> list[PreparedRequest
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
-        except UnicodeDecodeError:
-            raise _InvalidLine(f"line {number}: invalid JSON: not UTF-8 text") from None
-        except json.JSONDecodeError as error:
-            raise _InvalidLine(f"line {number}: invalid JSON: {error.msg} at column {error.colno}") from None
+            line = parse_json(raw, allow_bom=number == 1)
+        except InvalidJSON as error:
+            raise _InvalidLine(f"line {number}: invalid JSON: {error}") from None
         if not isinstance(line, dict):
             raise _InvalidLine(f"line {number}: expected a JSON object")
         method = line.get("method", "POST")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -10,7 +11,10 @@ from hypothesis import strategies as st
 
 from airflow_provider_xai_batch.client import XAIInputError
 from airflow_provider_xai_batch.client.inputs import (
+    MAX_REQUEST_DEPTH,
+    POSITION_DIGITS,
     DuplicateIdChecker,
+    encode_request,
     generated_request_id,
     iter_jsonl,
     normalise_jsonl,
@@ -93,6 +97,19 @@ def test_generated_ids_are_deterministic_unique_and_short() -> None:
     assert len(generated_request_id(long_source, "line 123456789")) <= 64
 
 
+def test_generated_ids_pad_the_position_so_sorting_them_gives_input_order() -> None:
+    assert generated_request_id("file:///d/in.jsonl", "line 7").endswith(
+        "-line-" + "7".zfill(POSITION_DIGITS)
+    )
+    assert generated_request_id("requests", 12).endswith("-" + "12".zfill(POSITION_DIGITS))
+    for source, positions in [("file:///d/in.jsonl", [f"line {n}" for n in (1, 2, 9, 10, 99, 100, 123456)])]:
+        ids = [generated_request_id(source, position) for position in positions]
+        assert sorted(ids) == ids
+    indexes = [0, 1, 9, 10, 11, 100, 999_999, 1_000_000]
+    ids = [generated_request_id("add_rows[3].requests", index) for index in indexes]
+    assert sorted(ids) == ids and all(len(request_id) <= 64 for request_id in ids)
+
+
 def test_a_non_list_is_refused_before_iteration() -> None:
     with pytest.raises(XAIInputError, match="must be a list"):
         list(normalise_requests({"custom_id": "a", "body": CHAT}))  # type: ignore[arg-type]
@@ -119,11 +136,96 @@ def test_jsonl_reads_across_chunk_boundaries() -> None:
         (b'{"a": 1}\n{"a": \n', "line 2: invalid JSON"),
         (b'{"a": 1}\n\xff\xfe{"a": 2}\n', "line 2: invalid UTF-8"),
         (b'{"a": 1}\n{"a": 2', "line 2: invalid JSON.*truncated"),
+        (b'{"a": 1}\n{"a": 2} trailing', "line 2: invalid JSON.*something follows the JSON object"),
+        (b'{"a": 1}\n{"a": 2}}\n', "line 2: invalid JSON.*something follows the JSON object"),
+        (b"[" * 5000 + b"]" * 5000, "line 1: the line nests arrays and objects too deeply"),
+        (b'{"a": NaN}\n', "line 1: invalid JSON"),
+        (b'{"a": 1e999}\n', "line 1: invalid JSON"),
     ],
 )
 def test_jsonl_errors_name_the_line(content: bytes, message: str) -> None:
-    with pytest.raises(XAIInputError, match=message):
+    with pytest.raises(XAIInputError, match=message) as info:
         list(iter_jsonl(io.BytesIO(content), source="in.jsonl"))
+    # Only a last line cut short is called truncated; garbage after a complete object is not.
+    assert ("looks truncated" in str(info.value)) == ("truncated" in message)
+
+
+def nested(depth: int) -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def cyclic() -> dict[str, object]:
+    loop: dict[str, object] = {}
+    loop["again"] = loop
+    return loop
+
+
+# A request body's top sits 3 levels down in the native form (request, batch_request, body).
+BODY_ROOM = MAX_REQUEST_DEPTH - 3
+
+UNSENDABLE = [
+    ({"temperature": float("nan")}, "body.temperature is nan: JSON has no NaN or Infinity"),
+    ({"top_p": float("inf")}, "body.top_p is inf: JSON has no NaN or Infinity"),
+    ({"extra": {"scores": [1.0, float("-inf")]}}, "body.extra.scores[1] is -inf"),
+    ({"extra": {"weights": {float("nan")}}}, "is nan"),
+    ({"user": "caf\udce9"}, "body.user holds a lone surrogate"),
+    ({"metadata": {"\ud800key": 1}}, "a key in body.metadata holds a lone surrogate"),
+    ({"seed": object()}, "body.seed is a object, which has no JSON form"),
+    ({"seed": 1 + 2j}, "body.seed is a complex"),
+    ({"tools": nested(BODY_ROOM + 1)}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
+    ({"tools": nested(5_000)}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
+    ({"tools": cyclic()}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), UNSENDABLE, ids=[m for _, m in UNSENDABLE])
+def test_what_json_cannot_carry_exactly_is_refused_at_its_position(
+    extra: dict[str, object], message: str
+) -> None:
+    request = normalise_request({"custom_id": "a", "body": {**CHAT, **extra}}, source="xcom", position=4)
+
+    with pytest.raises(XAIInputError) as info:
+        encode_request(request)
+
+    assert (info.value.source, info.value.position) == ("xcom", "item 4")
+    assert message in str(info.value), str(info.value)
+    # The duplicate check encodes too: it may pass (input is checked before it) but never fails bare.
+    with contextlib.suppress(XAIInputError):
+        DuplicateIdChecker().check(request, source="xcom", position="item 4")
+
+
+def test_a_lone_surrogate_in_the_id_is_refused() -> None:
+    request = normalise_request({"custom_id": "id-\ud800", "body": CHAT}, source="s", position=0)
+    with pytest.raises(XAIInputError, match="the request id holds a lone surrogate"):
+        encode_request(request)
+
+
+def test_a_half_surrogate_escape_in_a_line_is_named_as_such() -> None:
+    line = b'{"custom_id": "s", "body": {"model": "m", "messages": ["\\ud83d"]}}'
+    with pytest.raises(XAIInputError) as info:
+        list(normalise_jsonl(io.BytesIO(line), source="file:///d/in.jsonl"))
+    message = str(info.value)
+    assert (
+        message.startswith("file:///d/in.jsonl, line 1: invalid JSON")
+        and "half of a surrogate pair" in message
+    )
+    assert "looks truncated" not in message
+
+
+def test_what_json_carries_is_encoded_exactly() -> None:
+    body = {
+        **CHAT,
+        "stop": None,
+        "temperature": 0.1,
+        "n": 2**70,
+        "tools": nested(BODY_ROOM),
+        "user": "caf\u00e9 \U0001f600",
+    }
+    request = normalise_request({"custom_id": "a", "body": body}, source="s", position=0)
+    assert json.loads(encode_request(request)) == json.loads(json.dumps(request))
 
 
 def test_jsonl_lines_without_ids_get_ids_from_file_and_line() -> None:

@@ -23,6 +23,7 @@ MODULES = [
     "server",
     "state",
     "store",
+    "strict_json",
 ]
 
 

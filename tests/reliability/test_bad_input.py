@@ -24,12 +24,44 @@ from support.dags import run_dag_file, task_states
 
 from airflow_provider_xai_batch.client import XAIBatchClient
 from airflow_provider_xai_batch.client.errors import XAIInputError
-from airflow_provider_xai_batch.client.inputs import generated_request_id
+from airflow_provider_xai_batch.client.inputs import MAX_REQUEST_DEPTH, generated_request_id
 from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator
 
 OVER_25_MB = "x" * 25_000_001
 GOOD = jsonl_request("good-1", "fine")
 LIST_LABEL = "add_rows.requests"
+# Deeper than any parser's recursion limit, and just over the nesting an add call may carry (a
+# request's body sits three levels down in its native form, two more in the add call).
+PATHOLOGICAL_DEPTH = 5_000
+JUST_TOO_DEEP = MAX_REQUEST_DEPTH - 3 + 1
+
+
+def with_body(request_id: str | None, **extra: Any) -> dict[str, Any]:
+    """A JSONL-style request whose body carries ``extra`` beside a valid chat."""
+    row = jsonl_request(request_id, "fine")
+    row["body"] = {**row["body"], **extra}
+    return row
+
+
+def nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def cyclic() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["again"] = loop
+    return loop
+
+
+def raw_line(request_id: str, body_tail: bytes) -> bytes:
+    """A JSONL line written by hand, for what ``json.dumps`` would not write."""
+    return (
+        b'{"custom_id": "' + request_id.encode() + b'", "body": {"model": "grok-4.3", '
+        b'"messages": [{"role": "user", "content": "hi"}], ' + body_tail + b"}}"
+    )
 
 
 def line(row: Any) -> bytes:
@@ -190,6 +222,74 @@ FILE_CASES = [
         "b.jsonl",
         "line 2",
     ),
+    Case(
+        "nan-literal",
+        "files",
+        {"a.jsonl": jsonl(GOOD, raw_line("n", b'"temperature": NaN'))},
+        "invalid JSON",
+        "a.jsonl",
+        "line 2",
+    ),
+    Case(
+        "infinity-literal",
+        "files",
+        {"a.jsonl": jsonl(raw_line("i", b'"top_p": -Infinity'))},
+        "invalid JSON",
+        "a.jsonl",
+        "line 1",
+    ),
+    Case(
+        "number-beyond-double-range",
+        "files",
+        {"a.jsonl": jsonl(GOOD, GOOD, raw_line("r", b'"temperature": 1e999'))},
+        "invalid JSON",
+        "a.jsonl",
+        "line 3",
+    ),
+    Case(
+        "pathologically-deep-line",
+        "files",
+        {
+            "a.jsonl": jsonl(
+                GOOD, raw_line("d", b'"tools": ' + b"[" * PATHOLOGICAL_DEPTH + b"]" * PATHOLOGICAL_DEPTH)
+            )
+        },
+        "nests arrays and objects too deeply",
+        "a.jsonl",
+        "line 2",
+    ),
+    Case(
+        "line-nested-just-too-deep",
+        "files",
+        {"a.jsonl": jsonl(GOOD, with_body("j", tools=nested(JUST_TOO_DEEP)))},
+        f"more than {MAX_REQUEST_DEPTH} levels deep",
+        "a.jsonl",
+        "line 2",
+    ),
+    Case(
+        "half-surrogate-escape",
+        "files",
+        {"a.jsonl": jsonl(GOOD, raw_line("h", b'"user": "\\ud83d"'))},
+        "half of a surrogate pair",
+        "a.jsonl",
+        "line 2",
+    ),
+    Case(
+        "trailing-garbage",
+        "files",
+        {"a.jsonl": jsonl(GOOD, line(GOOD) + b" trailing words", GOOD)},
+        "something follows the JSON object",
+        "a.jsonl",
+        "line 2",
+    ),
+    Case(
+        "trailing-garbage-on-the-last-line",
+        "files",
+        {"a.jsonl": jsonl(GOOD, line(GOOD) + b"}", end=b"")},
+        "something follows the JSON object",
+        "a.jsonl",
+        "line 2",
+    ),
     Case("empty-file", "files", {"a.jsonl": b""}, "holds no requests", "a.jsonl"),
     Case("only-blank-lines", "files", {"a.jsonl": b"\n  \r\n\n"}, "holds no requests", "a.jsonl"),
     Case("gz-that-is-not-gzip", "files", {"a.jsonl.gz": jsonl(GOOD)}, "gzip data is corrupt", "a.jsonl.gz"),
@@ -226,6 +326,44 @@ FILE_CASES = [
     ),
     Case("folder-not-file", "files", {"sub/a.jsonl": jsonl(GOOD)}, "this is a folder", "sub", location="sub"),
 ]
+
+
+# What JSON cannot carry exactly: values that would change silently or fail bare in the encoder.
+UNSENDABLE: list[tuple[str, list[Any], str, str]] = [
+    ("nan", [GOOD, with_body("n", temperature=float("nan"))], "body.temperature is nan", "item 1"),
+    ("infinity", [with_body("i", top_p=float("inf"))], "body.top_p is inf", "item 0"),
+    (
+        "negative-infinity-in-a-message",
+        [GOOD, GOOD, with_body("m", messages=[{"role": "user", "content": "x", "weight": float("-inf")}])],
+        "body.messages[0].weight is -inf",
+        "item 2",
+    ),
+    (
+        "arbitrary-object",
+        [with_body("o", seed=object())],
+        "body.seed is a object, which has no JSON form",
+        "item 0",
+    ),
+    (
+        "lone-surrogate",
+        [GOOD, with_body("s", user="caf\udce9")],
+        "body.user holds a lone surrogate",
+        "item 1",
+    ),
+    (
+        "lone-surrogate-in-the-id",
+        [jsonl_request("id-\ud800", "x")],
+        "the request id holds a lone surrogate",
+        "item 0",
+    ),
+    ("pathological-nesting", [with_body("d", tools=nested(PATHOLOGICAL_DEPTH))], "levels deep", "item 0"),
+    ("nesting-just-too-deep", [GOOD, with_body("j", tools=nested(JUST_TOO_DEEP))], "levels deep", "item 1"),
+    ("self-containing", [with_body("c", metadata=cyclic())], "levels deep", "item 0"),
+]
+
+# Airflow walks an operator's arguments recursively (templating, XCom references) before the task
+# runs, so these never reach the provider as a task argument; the client meets them as they are.
+BEYOND_AIRFLOW = {"pathological-nesting", "self-containing"}
 
 XCOM_CASES = [
     Case("dict-not-list", "xcom", {"custom_id": "a", "body": chat_body("x")}, "must be a list", LIST_LABEL),
@@ -291,6 +429,14 @@ XCOM_CASES = [
         "item 0",
     ),
     Case("missing-body", "xcom", [GOOD, {"custom_id": "m"}], "no body", LIST_LABEL, "item 1"),
+    *(
+        Case(name, "xcom", value, reason, LIST_LABEL, where)
+        for name, value, reason, where in UNSENDABLE
+        if name not in BEYOND_AIRFLOW
+    ),
+    Case(
+        "deep-nesting", "xcom", [GOOD, with_body("d", tools=nested(300))], "levels deep", LIST_LABEL, "item 1"
+    ),
 ]
 
 CLIENT_CASES = [
@@ -329,6 +475,7 @@ CLIENT_CASES = [
         "prompts",
         "item 1",
     ),
+    *(Case(name, "client", value, reason, "prompts", where) for name, value, reason, where in UNSENDABLE),
 ]
 
 CORPUS = FILE_CASES + XCOM_CASES + CLIENT_CASES

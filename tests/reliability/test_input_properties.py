@@ -5,6 +5,9 @@ what files and retries rely on: any valid request list written as JSONL, with th
 marks, CRLF line ends and blank lines real files have, reads back as the same requests with the
 same ids in order, however the bytes are chunked; reading twice gives the same ids; and
 identical repeats collapse into one request while other content under a known id is refused.
+Values JSON cannot carry exactly (NaN, Infinity, lone surrogates, objects without a JSON form) are
+refused at their item wherever they hide, every JSON value is sent exactly as written, and
+generated ids sort in input order.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_xai_batch.client.errors import XAIInputError
-from airflow_provider_xai_batch.client.inputs import generated_request_id, normalise_jsonl, normalise_requests
+from airflow_provider_xai_batch.client.inputs import (
+    encode_request,
+    generated_request_id,
+    normalise_jsonl,
+    normalise_requests,
+)
 from airflow_provider_xai_batch.sources import iter_native, resolve_input, validate
 
 SOURCE = "s3://bucket/prompts/part-0001.jsonl"
@@ -148,3 +156,79 @@ def test_other_content_under_a_known_id_is_refused_at_its_position(
         validate(resolved)
 
     assert info.value.position == f"item {position}" and "different content" in str(info.value)
+
+
+# Where a value can sit inside a body, as a list of keys and indexes below the body.
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    texts,
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+unsendable = st.sampled_from([float("nan"), float("inf"), float("-inf"), "lone \udc80", object(), 1j])
+
+
+def plant(body: dict[str, Any], value: Any, path: list[Any]) -> list[str]:
+    """Put ``value`` at the end of ``path`` (created as needed) in ``body``; return the path as text."""
+    target: Any = body
+    where = ["body"]
+    for step in path[:-1]:
+        target = target.setdefault(step, {})
+        where.append(f".{step}")
+    target[path[-1]] = value
+    where.append(f".{path[-1]}")
+    return where
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(requests(), min_size=1, max_size=8),
+    victim=st.integers(0, 7),
+    path=st.lists(st.sampled_from(["extra", "metadata", "tool", "x"]), min_size=1, max_size=4),
+    value=unsendable,
+    noise=json_values,
+)
+def test_a_value_json_cannot_carry_is_refused_at_its_item_whatever_else_is_there(
+    rows: list[dict[str, Any]], victim: int, path: list[str], value: Any, noise: Any
+) -> None:
+    index = victim % len(rows)
+    normalised = list(normalise_requests(rows, source=SOURCE))
+    body = next(iter(normalised[index]["batch_request"].values()))
+    body["noise"] = noise
+    where = "".join(plant(body, value, path))
+
+    sent = []
+    with pytest.raises(XAIInputError) as info:
+        for request in normalised:
+            sent.append(encode_request(request))
+
+    assert info.value.source == SOURCE and info.value.position == f"item {index}"
+    assert str(info.value).startswith(f"{SOURCE}, item {index}: {where} ")
+    assert len(sent) == index  # everything before it encodes; nothing after it is reached
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(requests(), min_size=1, max_size=12), noise=st.lists(json_values, min_size=12, max_size=12)
+)
+def test_any_json_value_is_encoded_exactly_as_written(rows: list[dict[str, Any]], noise: list[Any]) -> None:
+    for request, extra in zip(normalise_requests(rows, source=SOURCE), noise, strict=False):
+        body = next(iter(request["batch_request"].values()))
+        body["extra"] = extra
+        assert json.loads(encode_request(request)) == json.loads(json.dumps(request, allow_nan=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(line_numbers=st.lists(st.integers(1, 10**9 - 1), min_size=2, max_size=30, unique=True))
+def test_generated_ids_sort_in_input_order(line_numbers: list[int]) -> None:
+    in_order = sorted(line_numbers)
+    by_line = [generated_request_id(SOURCE, f"line {number}") for number in in_order]
+    by_index = [generated_request_id("add_rows[2].requests", number) for number in in_order]
+    assert sorted(by_line) == by_line and sorted(by_index) == by_index
+    assert all(len(request_id) <= 64 for request_id in by_line + by_index)
