@@ -11,7 +11,9 @@ import pytest
 from waiting_support import connection_env, jsonl_line, seed_batch, seed_file_batch
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-from airflow_provider_xai_batch.triggers.batch import SharedClients, XAIBatchTrigger, transient_backoff
+from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.triggers.client_pool import SharedClients
+from airflow_provider_xai_batch.waiting import transient_backoff
 
 FAST = 0.05  # seconds between polls in these tests
 

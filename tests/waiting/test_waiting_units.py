@@ -16,8 +16,9 @@ from airflow.providers.common.compat.sdk import (
 from waiting_support import chat_rows, seed_batch
 
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
-from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor, event_outcome
+from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.waiting import event_outcome
 
 
 def event(status: str = "success", batch_status: str | None = "completed", **batch: Any) -> dict[str, Any]:
@@ -198,3 +199,31 @@ def test_operator_on_kill_leaves_a_finished_batch_alone(emulator: Any, xai_conne
     operator.on_kill()
 
     assert emulator.calls("cancel_batch") == 0
+
+
+# -- the synchronous waits decide as the trigger does ------------------------------------------------
+
+
+def test_poke_reads_the_connection_again_after_an_authentication_error(
+    emulator: Any, xai_connection: str
+) -> None:
+    batch_id = seed_batch(emulator, requests=2)
+    emulator.faults.inject("get_batch", status=401)
+
+    result = XAIBatchSensor(task_id="wait", batch_id=batch_id).poke(context())
+
+    assert result.xcom_value["status"] == "completed"  # type: ignore[union-attr]
+    assert emulator.answers(401, "get_batch") == 1
+
+
+def test_waiting_in_the_worker_reads_the_connection_again_after_an_authentication_error(
+    emulator: Any, xai_connection: str
+) -> None:
+    emulator.config.update({"processing_rate": 20})
+    operator = XAIBatchOperator(task_id="run_batch", name="n", requests=chat_rows(3), poll_interval=0.05)
+    emulator.faults.inject("get_batch", status=401)
+
+    batch = operator.execute(context())
+
+    assert (batch["status"], batch["state"]["num_success"]) == ("completed", 3)
+    assert emulator.answers(401, "get_batch") == 1
