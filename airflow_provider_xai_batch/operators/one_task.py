@@ -45,7 +45,10 @@ class XAIBatchOperator(BaseOperator):
     waiting. With ``deferrable=True`` the wait runs in the triggerer and frees the worker slot.
 
     Returns (XCom) the results manifest when ``output_path`` is given, else the final batch as a
-    JSON dict. A batch that xAI fails, that expires or that is cancelled fails the task.
+    JSON dict. Failures raise :mod:`~airflow_provider_xai_batch.exceptions` classes: bad input, a
+    wrong key, a request the service refuses and a batch that xAI fails, that expires or that is
+    cancelled fail the task at once, whatever its ``retries``; 429, 5xx and network trouble are
+    retried as usual.
 
     :param name: Batch name (templated); a per-task-instance suffix is appended.
     :param requests: Request objects (templated; an ``XComArg`` works).
@@ -57,8 +60,10 @@ class XAIBatchOperator(BaseOperator):
     :param wait_for_completion: Wait for the batch; ``False`` returns right after adding.
     :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: Seconds between status checks.
-    :param timeout: Seconds (or ``timedelta``) to wait before failing the task; the batch keeps
-        running, and a retry re-attaches to it. ``None`` waits as long as it takes.
+    :param timeout: Seconds (or ``timedelta``) to wait for the batch before failing the task with
+        :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, without a retry (as a
+        sensor's timeout). The batch keeps running; clearing the task re-attaches to it and waits
+        again. ``None`` waits as long as it takes.
     :param cancel_on_kill: Cancel the batch when the task is killed (while deferred: Airflow 3.3+).
     :param xai_conn_id: The ``xai`` connection.
 

@@ -8,14 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import (
-    AirflowFailException,
     AirflowSensorTimeout,
     BaseSensorOperator,
     Context,
     PokeReturnValue,
 )
 
-from airflow_provider_xai_batch.client import XAINotFoundError
+from airflow_provider_xai_batch.exceptions import XAIBatchWaitTimeout
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
@@ -34,8 +33,15 @@ class XAIBatchSensor(BaseSensorOperator):
 
     In poke (or reschedule) mode it polls from the worker; with ``deferrable=True`` it checks once,
     then hands the wait to :class:`~airflow_provider_xai_batch.triggers.batch.XAIBatchTrigger`
-    and frees the worker slot. ``timeout`` bounds the wait in both modes. Returns (XCom) the
-    final batch as a JSON dict, with its derived ``status``.
+    and frees the worker slot. Returns (XCom) the final batch as a JSON dict, with its derived
+    ``status``.
+
+    Failures raise :mod:`~airflow_provider_xai_batch.exceptions` classes. A batch that failed,
+    expired or was cancelled, an unknown batch and a wrong key fail the task at once, whatever its
+    ``retries``; 429, 5xx and network trouble are polled through (poke) or tolerated with backoff
+    (deferred). ``timeout`` bounds the wait in both modes and raises
+    :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, without a retry, as any
+    Airflow sensor's timeout; the batch keeps running.
 
     :param batch_id: The batch to wait for (templated).
     :param xai_conn_id: The ``xai`` connection.
@@ -85,10 +91,6 @@ class XAIBatchSensor(BaseSensorOperator):
                 hook.close()  # the next call reads the connection again
                 step = self._poll(hook, poller)
             if step.error is not None:
-                if isinstance(step.error, XAINotFoundError):
-                    raise AirflowFailException(
-                        f"Batch {self.batch_id} not found: {step.error}"
-                    ) from step.error
                 raise step.error
         if step.warning is not None:
             self.log.warning("%s", step.warning)
@@ -110,7 +112,14 @@ class XAIBatchSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as timeout:
+                if isinstance(timeout, XAIBatchWaitTimeout):
+                    raise
+                raise XAIBatchWaitTimeout(
+                    f"Batch {self.batch_id} was still running when the wait timed out: {timeout}; it keeps running"
+                ) from timeout
         end_time = time.time() + self.timeout
         # One look first: a batch that is already done needs no trip through the triggerer.
         step = self._look()
@@ -129,4 +138,4 @@ class XAIBatchSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the task's outcome; ids come from the event itself."""
-        return event_outcome(event, self.batch_id, timeout_error=AirflowSensorTimeout)
+        return event_outcome(event, self.batch_id)

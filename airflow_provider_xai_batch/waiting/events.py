@@ -7,11 +7,15 @@ operator) build the very same payload, so one function turns any of them into th
      "batch_id": "batch_...",
      "batch_status": "completed" | "failed" | ... | None,   # None when the batch was never read
      "batch": {...} | None,                                # Batch.to_xcom() of the last poll
-     "message": "human-readable summary"}
+     "message": "human-readable summary",
+     "error_kind": "not_found" | "authentication" | ... | None}   # errors only: which task error
 
 ``success`` means the batch reached a terminal status (completed, failed, cancelled or expired);
 :func:`outcome_of` decides what each one means. ``error`` means polling could not go on (unknown
-batch, bad key, too many transient errors in a row); ``timeout`` that the deadline passed first.
+batch, bad key, too many transient errors in a row), and ``error_kind`` names the
+:mod:`~airflow_provider_xai_batch.exceptions` class the task then raises (a missing or unknown
+kind is the retryable :class:`~airflow_provider_xai_batch.exceptions.XAIBatchTaskError`);
+``timeout`` means the deadline passed first.
 """
 
 from __future__ import annotations
@@ -19,15 +23,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-
 from airflow_provider_xai_batch.client import Batch, BatchStatus
+from airflow_provider_xai_batch.exceptions import (
+    XAIBatchCancelledError,
+    XAIBatchExpiredError,
+    XAIBatchFailedError,
+    XAIBatchTaskError,
+    XAIBatchWaitTimeout,
+    error_from_event,
+)
 
 EVENT_STATUSES = frozenset({"success", "error", "timeout"})
 TERMINAL_STATUSES = frozenset(status.value for status in BatchStatus if status.is_terminal)
 
 
-def batch_event(status: str, batch_id: str, batch: Batch | None, message: str) -> dict[str, Any]:
+def batch_event(
+    status: str, batch_id: str, batch: Batch | None, message: str, *, error_kind: str | None = None
+) -> dict[str, Any]:
     """The one event payload (JSON-safe) that ends a wait.
 
     >>> batch_event("error", "batch_1", None, "not found")["batch_status"] is None
@@ -41,6 +53,7 @@ def batch_event(status: str, batch_id: str, batch: Batch | None, message: str) -
         "batch_status": batch.status.value if batch is not None else None,
         "batch": batch.to_xcom() if batch is not None else None,
         "message": message,
+        "error_kind": error_kind,
     }
 
 
@@ -64,7 +77,8 @@ def outcome_of(batch: Mapping[str, Any], batch_status: str) -> dict[str, Any]:
     """The batch dict when ``batch_status`` is ``completed``; raise for any other terminal status.
 
     Failed and expired batches fail the task with xAI's own message; a cancelled batch fails too.
-    None of these can be fixed by a retry, so they raise ``AirflowFailException``.
+    No retry can fix any of these: each raises an
+    :class:`~airflow_provider_xai_batch.exceptions.XAIBatchUnsuccessfulError`.
 
     >>> outcome_of({"batch_id": "b"}, "completed")
     {'batch_id': 'b'}
@@ -74,40 +88,40 @@ def outcome_of(batch: Mapping[str, Any], batch_status: str) -> dict[str, Any]:
         return dict(batch)
     message = batch.get("cancel_by_xai_message")
     if batch_status == BatchStatus.FAILED.value:
-        raise AirflowFailException(f"xAI failed batch {batch_id}: {message or 'no reason given'}")
+        raise XAIBatchFailedError(f"xAI failed batch {batch_id}: {message or 'no reason given'}")
     if batch_status == BatchStatus.EXPIRED.value:
         state = batch.get("state") or {}
         detail = message or f"{state.get('num_pending', '?')} requests were still pending at expiry"
-        raise AirflowFailException(f"Batch {batch_id} expired: {detail}")
+        raise XAIBatchExpiredError(f"Batch {batch_id} expired: {detail}")
     if batch_status == BatchStatus.CANCELLED.value:
-        raise AirflowFailException(f"Batch {batch_id} was cancelled")
-    raise AirflowException(f"Batch {batch_id} is not finished (status {batch_status!r})")
+        raise XAIBatchCancelledError(f"Batch {batch_id} was cancelled")
+    raise XAIBatchTaskError(f"Batch {batch_id} is not finished (status {batch_status!r})")
 
 
-def event_outcome(
-    event: Any, expected_batch_id: str | None, *, timeout_error: type[Exception] = AirflowException
-) -> dict[str, Any]:
+def event_outcome(event: Any, expected_batch_id: str | None) -> dict[str, Any]:
     """Check an event against the allow-list and return the completed batch dict, or raise.
 
     The batch id comes from the event itself (a resumed task is a new operator instance); when the
-    caller knows which batch it waited for, ``expected_batch_id`` must match it.
+    caller knows which batch it waited for, ``expected_batch_id`` must match it. A ``timeout``
+    raises :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, an ``error`` the
+    task error its ``error_kind`` names.
 
     >>> event_outcome({"status": "success", "batch_id": "b", "batch_status": "completed",
     ...                "batch": {"batch_id": "b", "status": "completed"}, "message": "done"}, "b")["status"]
     'completed'
     """
     if not isinstance(event, Mapping) or event.get("status") not in EVENT_STATUSES:
-        raise AirflowException(f"Unexpected event from the batch trigger: {event!r}")
+        raise XAIBatchTaskError(f"Unexpected event from the batch trigger: {event!r}")
     batch_id = event.get("batch_id")
     if not isinstance(batch_id, str) or not batch_id:
-        raise AirflowException(f"Trigger event names no batch: {event!r}")
+        raise XAIBatchTaskError(f"Trigger event names no batch: {event!r}")
     if expected_batch_id is not None and batch_id != expected_batch_id:
-        raise AirflowException(f"Trigger event is for batch {batch_id}, not {expected_batch_id}")
+        raise XAIBatchTaskError(f"Trigger event is for batch {batch_id}, not {expected_batch_id}")
     message = str(event.get("message") or "")
     if event["status"] == "timeout":
-        raise timeout_error(message or f"Timed out waiting for batch {batch_id}")
+        raise XAIBatchWaitTimeout(message or f"Timed out waiting for batch {batch_id}")
     if event["status"] == "error":
-        raise AirflowException(message or f"Waiting for batch {batch_id} failed")
+        raise error_from_event(event.get("error_kind"), message or f"Waiting for batch {batch_id} failed")
     batch = event.get("batch")
     batch_status = event.get("batch_status")
     if (
@@ -115,5 +129,5 @@ def event_outcome(
         or batch.get("batch_id") != batch_id
         or batch_status not in TERMINAL_STATUSES
     ):
-        raise AirflowException(f"Trigger reported success without a finished batch: {event!r}")
+        raise XAIBatchTaskError(f"Trigger reported success without a finished batch: {event!r}")
     return outcome_of(batch, str(batch_status))

@@ -36,6 +36,7 @@ from airflow_provider_xai_batch.client import (
     XAIRateLimitError,
     XAIServerError,
 )
+from airflow_provider_xai_batch.exceptions import error_kind
 from airflow_provider_xai_batch.waiting.events import batch_event, describe_batch
 
 DEFAULT_POLL_INTERVAL = 60.0
@@ -170,13 +171,17 @@ class BatchPoller:
         # An unreadable answer is as final as a 4xx: report it rather than crash.
         return self.stop(f"polling batch {self.batch_id}: {type(error).__name__}: {error}", error)
 
-    def error_event(self, message: str) -> dict[str, Any]:
-        """The ``error`` event that ends the wait, also for trouble outside a poll (a missing connection)."""
-        return batch_event("error", self.batch_id, self.last, message)
+    def error_event(self, message: str, error: BaseException | None = None) -> dict[str, Any]:
+        """The ``error`` event that ends the wait, also for trouble outside a poll (a missing connection).
+
+        Its ``error_kind`` says which task error ``error`` stands for, so the resumed task fails
+        at once or is retried just as if it had polled itself.
+        """
+        return batch_event("error", self.batch_id, self.last, message, error_kind=error_kind(error))
 
     def stop(self, message: str, error: Exception | None = None) -> PollStep:
         """End the wait with an ``error`` event."""
-        return PollStep(event=self.error_event(message), error=error)
+        return PollStep(event=self.error_event(message, error), error=error)
 
     def _on_transient(self, error: Exception, now: float) -> PollStep:
         self.failures += 1
