@@ -256,7 +256,7 @@ def _side(kind: str, url: str, batch_ids: list[str], rounds: int, queue: Any) ->
 async def _plain(url: str, batch_ids: list[str]) -> dict[str, Any]:
     import httpx
 
-    from airflow_provider_xai_batch.triggers.batch import WAITS_PER_CLIENT
+    from airflow_provider_xai_batch.triggers.client_pool import WAITS_PER_CLIENT
 
     headers = {"Authorization": f"Bearer {API_KEY}"}
     clients = [

@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -15,24 +14,14 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
+from airflow_provider_xai_batch.task_hook import task_hook
 
 __all__ = [
     "XAIAddBatchRequestsOperator",
     "XAIBatchOperator",
     "XAICancelBatchOperator",
     "XAICreateBatchOperator",
-    "connected_hook",
 ]
-
-
-@contextmanager
-def connected_hook(xai_conn_id: str) -> Iterator[XAIBatchHook]:
-    """A hook whose HTTP connections are closed when the task is done with it."""
-    hook = XAIBatchHook(xai_conn_id=xai_conn_id)
-    try:
-        yield hook
-    finally:
-        hook.close()
 
 
 class XAICreateBatchOperator(BaseOperator):
@@ -68,7 +57,7 @@ class XAICreateBatchOperator(BaseOperator):
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> str:
-        with connected_hook(self.xai_conn_id) as hook:
+        with task_hook(self.xai_conn_id) as hook:
             batch = create_or_reattach(hook, self.name, context, log=self.log)
         return batch.batch_id
 
@@ -130,7 +119,7 @@ class XAIAddBatchRequestsOperator(BaseOperator):
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with connected_hook(self.xai_conn_id) as hook:
+        with task_hook(self.xai_conn_id) as hook:
             added = add_from_input(
                 hook,
                 self.batch_id,
@@ -166,7 +155,7 @@ class XAICancelBatchOperator(BaseOperator):
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with connected_hook(self.xai_conn_id) as hook:
+        with task_hook(self.xai_conn_id) as hook:
             batch = hook.cancel_batch(self.batch_id)
         self.log.info("cancelled batch %s (now %s)", batch.batch_id, batch.status)
         return batch.to_xcom()

@@ -7,25 +7,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, Context
+from airflow.providers.common.compat.sdk import BaseOperator, Context
 
-from airflow_provider_xai_batch.client import Batch
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.results.writer import export_results
-from airflow_provider_xai_batch.sensors.batch import (
-    DEFERRAL_GRACE_SECONDS,
-    default_deferrable,
-    event_outcome,
-    outcome_of,
-)
 from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
-from airflow_provider_xai_batch.triggers.batch import (
-    DEFAULT_MAX_TRANSIENT_ERRORS,
-    TRANSIENT_ERRORS,
-    XAIBatchTrigger,
+from airflow_provider_xai_batch.task_hook import task_hook
+from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.waiting import (
+    BatchPoller,
+    default_deferrable,
+    deferral_timeout,
     describe_batch,
-    transient_backoff,
+    event_outcome,
 )
 
 
@@ -50,7 +45,10 @@ class XAIBatchOperator(BaseOperator):
     waiting. With ``deferrable=True`` the wait runs in the triggerer and frees the worker slot.
 
     Returns (XCom) the results manifest when ``output_path`` is given, else the final batch as a
-    JSON dict. A batch that xAI fails, that expires or that is cancelled fails the task.
+    JSON dict. Failures raise :mod:`~airflow_provider_xai_batch.exceptions` classes: bad input, a
+    wrong key, a request the service refuses and a batch that xAI fails, that expires or that is
+    cancelled fail the task at once, whatever its ``retries``; 429, 5xx and network trouble are
+    retried as usual.
 
     :param name: Batch name (templated); a per-task-instance suffix is appended.
     :param requests: Request objects (templated; an ``XComArg`` works).
@@ -62,8 +60,10 @@ class XAIBatchOperator(BaseOperator):
     :param wait_for_completion: Wait for the batch; ``False`` returns right after adding.
     :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: Seconds between status checks.
-    :param timeout: Seconds (or ``timedelta``) to wait before failing the task; the batch keeps
-        running, and a retry re-attaches to it. ``None`` waits as long as it takes.
+    :param timeout: Seconds (or ``timedelta``) to wait for the batch before failing the task with
+        :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, without a retry (as a
+        sensor's timeout). The batch keeps running; clearing the task re-attaches to it and waits
+        again. ``None`` waits as long as it takes.
     :param cancel_on_kill: Cancel the batch when the task is killed (while deferred: Airflow 3.3+).
     :param xai_conn_id: The ``xai`` connection.
 
@@ -125,42 +125,21 @@ class XAIBatchOperator(BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.xai_conn_id = xai_conn_id
         self.batch_id: str | None = None
-        self._hook: XAIBatchHook | None = None
-
-    @property
-    def hook(self) -> XAIBatchHook:
-        if self._hook is None:
-            self._hook = XAIBatchHook(xai_conn_id=self.xai_conn_id)
-        return self._hook
-
-    def _close_hook(self) -> None:
-        # The hook caches its client only once used; close its connections if so.
-        hook, self._hook = self._hook, None
-        client = hook.__dict__.get("client") if hook is not None else None
-        if client is not None:
-            client.close()
 
     def execute(self, context: Context) -> Any:
-        try:
-            batch = self._submit(context)
+        with task_hook(self.xai_conn_id) as hook:
+            batch_id = self._submit(hook, context)
             if not self.wait_for_completion:
-                return batch.to_xcom()
+                return hook.get_batch(batch_id).to_xcom()
             end_time = time.time() + self.timeout if self.timeout is not None else None
-            if not batch.is_terminal:
-                if self.deferrable:
-                    self._defer(batch.batch_id, end_time)
-                batch = self._wait_here(batch.batch_id, end_time)
-            self.log.info("%s", describe_batch(batch))
-            return self._finish(outcome_of(batch.to_xcom(), batch.status.value))
-        finally:
-            self._close_hook()
+            return self._finish(hook, self._wait(hook, batch_id, end_time))
 
-    def _submit(self, context: Context) -> Batch:
+    def _submit(self, hook: XAIBatchHook, context: Context) -> str:
         """Create (or, on a retry, re-attach to) the batch and send the whole input to it."""
-        batch = create_or_reattach(self.hook, self.name, context, log=self.log)
+        batch = create_or_reattach(hook, self.name, context, log=self.log)
         self.batch_id = batch.batch_id
         added = add_from_input(
-            self.hook,
+            hook,
             batch.batch_id,
             requests=self.requests,
             source=self.source,
@@ -169,7 +148,35 @@ class XAIBatchOperator(BaseOperator):
             log=self.log,
         )
         self.log.info("batch %s holds the input (%d distinct requests sent)", batch.batch_id, added)
-        return self.hook.get_batch(batch.batch_id)
+        return batch.batch_id
+
+    def _wait(self, hook: XAIBatchHook, batch_id: str, end_time: float | None) -> dict[str, Any]:
+        """Poll until the wait is over, making the same decisions as the trigger; return the completed batch.
+
+        When deferrable, the first poll still happens here (a batch that is already done needs no
+        trip through the triggerer), then the wait moves to the triggerer.
+        """
+        poller = BatchPoller(batch_id, poll_interval=self.poll_interval, end_time=end_time)
+        while True:
+            try:
+                batch = hook.get_batch(batch_id)
+            except Exception as exc:
+                step = poller.on_error(exc, now=time.time())
+            else:
+                step = poller.on_batch(batch, now=time.time())
+                self.log.info("%s", describe_batch(batch))
+            if step.warning is not None:
+                self.log.warning("%s", step.warning)
+            if step.event is not None:
+                if step.error is not None:
+                    raise step.error
+                return event_outcome(step.event, batch_id)
+            if step.renew:
+                hook.close()  # the next call reads the connection again
+                continue
+            if self.deferrable:
+                self._defer(batch_id, end_time)
+            time.sleep(step.delay)
 
     def _defer(self, batch_id: str, end_time: float | None) -> None:
         self.defer(
@@ -181,55 +188,21 @@ class XAIBatchOperator(BaseOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
-            timeout=(
-                timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS) if self.timeout is not None else None
-            ),
+            timeout=deferral_timeout(self.timeout),
         )
-
-    def _wait_here(self, batch_id: str, end_time: float | None) -> Batch:
-        """Poll from the worker until the batch is terminal; transient errors back off as in the trigger."""
-        failures = 0
-        while True:
-            try:
-                batch = self.hook.get_batch(batch_id)
-            except TRANSIENT_ERRORS as exc:
-                failures += 1
-                if failures > DEFAULT_MAX_TRANSIENT_ERRORS:
-                    raise AirflowException(
-                        f"polling batch {batch_id} failed {failures} times in a row: {exc}"
-                    ) from exc
-                delay = transient_backoff(self.poll_interval, failures)
-                self.log.warning("Polling batch %s failed (%s); next try in %.1fs", batch_id, exc, delay)
-            else:
-                failures = 0
-                if batch.is_terminal:
-                    return batch
-                self.log.info("%s", describe_batch(batch))
-                delay = self.poll_interval
-            if end_time is not None:
-                remaining = end_time - time.time()
-                if remaining <= 0:
-                    raise AirflowException(
-                        f"Batch {batch_id} did not finish within {self.timeout:.0f}s; it keeps running "
-                        "and a retry of this task re-attaches to it"
-                    )
-                delay = min(delay, remaining)
-            time.sleep(delay)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: check its event, then write the results if asked."""
         batch = event_outcome(event, None)
         self.batch_id = str(batch["batch_id"])
-        try:
-            return self._finish(batch)
-        finally:
-            self._close_hook()
+        with task_hook(self.xai_conn_id) as hook:
+            return self._finish(hook, batch)
 
-    def _finish(self, batch: dict[str, Any]) -> Any:
+    def _finish(self, hook: XAIBatchHook, batch: dict[str, Any]) -> Any:
         if self.output_path is None:
             return batch
         return export_results(
-            self.hook.get_conn(),
+            hook.get_conn(),
             str(batch["batch_id"]),
             self.output_path,
             output_conn_id=self.output_conn_id,
@@ -241,10 +214,10 @@ class XAIBatchOperator(BaseOperator):
         if not self.cancel_on_kill or self.batch_id is None:
             return
         try:
-            hook = XAIBatchHook(xai_conn_id=self.xai_conn_id)
-            if hook.get_batch(self.batch_id).is_terminal:
-                return
-            batch = hook.cancel_batch(self.batch_id)
+            with task_hook(self.xai_conn_id) as hook:
+                if hook.get_batch(self.batch_id).is_terminal:
+                    return
+                batch = hook.cancel_batch(self.batch_id)
             self.log.info("Cancelled batch %s on kill (%s)", self.batch_id, batch.status.value)
         except Exception as exc:  # the task is being killed anyway; say why the batch may still run
             self.log.warning("Could not cancel batch %s on kill: %s", self.batch_id, exc)

@@ -14,6 +14,7 @@ from airflow_provider_xai_batch.results.writer import (
     resolve_output_folder,
     uri_of,
 )
+from airflow_provider_xai_batch.task_hook import task_hook
 
 
 class XAIBatchResultsOperator(BaseOperator):
@@ -83,16 +84,16 @@ class XAIBatchResultsOperator(BaseOperator):
         self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = XAIBatchHook(xai_conn_id=self.xai_conn_id)
-        manifest = export_results(
-            hook.get_conn(),
-            self.batch_id,
-            self.output_path,
-            output_conn_id=self.output_conn_id,
-            allow_partial=self.allow_partial,
-            page_size=self.page_size,
-            log=self.log,
-        )
+        with task_hook(self.xai_conn_id) as hook:
+            manifest = export_results(
+                hook.get_conn(),
+                self.batch_id,
+                self.output_path,
+                output_conn_id=self.output_conn_id,
+                allow_partial=self.allow_partial,
+                page_size=self.page_size,
+                log=self.log,
+            )
         self._describe_asset_events(context, manifest)
         return manifest
 

@@ -2,63 +2,30 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
-    AirflowFailException,
     AirflowSensorTimeout,
     BaseSensorOperator,
     Context,
     PokeReturnValue,
-    conf,
 )
 
-from airflow_provider_xai_batch.client import Batch, BatchStatus, XAINotFoundError
+from airflow_provider_xai_batch.exceptions import XAIBatchWaitTimeout
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-from airflow_provider_xai_batch.triggers.batch import (
-    EVENT_STATUSES,
-    TRANSIENT_ERRORS,
-    XAIBatchTrigger,
+from airflow_provider_xai_batch.task_hook import task_hook
+from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.waiting import (
+    BatchPoller,
+    PollStep,
+    default_deferrable,
+    deferral_timeout,
     describe_batch,
+    event_outcome,
 )
-
-# The trigger yields its own ``timeout`` event at end_time; Airflow's deferral timeout is only a
-# backstop for a trigger that never ran, so it fires a little later.
-DEFERRAL_GRACE_SECONDS = 300.0
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` from the Airflow configuration (``False`` when unset)."""
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-def outcome_of(batch: Mapping[str, Any], batch_status: str) -> dict[str, Any]:
-    """The batch dict when ``batch_status`` is ``completed``; raise for any other terminal status.
-
-    Failed and expired batches fail the task with xAI's own message; a cancelled batch fails too.
-    None of these can be fixed by a retry, so they raise ``AirflowFailException``.
-
-    >>> outcome_of({"batch_id": "b"}, "completed")
-    {'batch_id': 'b'}
-    """
-    batch_id = batch.get("batch_id", "?")
-    if batch_status == BatchStatus.COMPLETED.value:
-        return dict(batch)
-    message = batch.get("cancel_by_xai_message")
-    if batch_status == BatchStatus.FAILED.value:
-        raise AirflowFailException(f"xAI failed batch {batch_id}: {message or 'no reason given'}")
-    if batch_status == BatchStatus.EXPIRED.value:
-        state = batch.get("state") or {}
-        detail = message or f"{state.get('num_pending', '?')} requests were still pending at expiry"
-        raise AirflowFailException(f"Batch {batch_id} expired: {detail}")
-    if batch_status == BatchStatus.CANCELLED.value:
-        raise AirflowFailException(f"Batch {batch_id} was cancelled")
-    raise AirflowException(f"Batch {batch_id} is not finished (status {batch_status!r})")
 
 
 class XAIBatchSensor(BaseSensorOperator):
@@ -66,8 +33,15 @@ class XAIBatchSensor(BaseSensorOperator):
 
     In poke (or reschedule) mode it polls from the worker; with ``deferrable=True`` it checks once,
     then hands the wait to :class:`~airflow_provider_xai_batch.triggers.batch.XAIBatchTrigger`
-    and frees the worker slot. ``timeout`` bounds the wait in both modes. Returns (XCom) the
-    final batch as a JSON dict, with its derived ``status``.
+    and frees the worker slot. Returns (XCom) the final batch as a JSON dict, with its derived
+    ``status``.
+
+    Failures raise :mod:`~airflow_provider_xai_batch.exceptions` classes. A batch that failed,
+    expired or was cancelled, an unknown batch and a wrong key fail the task at once, whatever its
+    ``retries``; 429, 5xx and network trouble are polled through (poke) or tolerated with backoff
+    (deferred). ``timeout`` bounds the wait in both modes and raises
+    :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, without a retry, as any
+    Airflow sensor's timeout; the batch keeps running.
 
     :param batch_id: The batch to wait for (templated).
     :param xai_conn_id: The ``xai`` connection.
@@ -105,39 +79,52 @@ class XAIBatchSensor(BaseSensorOperator):
         self.xai_conn_id = xai_conn_id
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
 
-    @functools.cached_property
-    def hook(self) -> XAIBatchHook:
-        return XAIBatchHook(xai_conn_id=self.xai_conn_id)
+    def _look(self) -> PollStep:
+        """Poll the batch once (twice when the key was rotated); raise what no later poll can fix.
 
-    def _read_batch(self, batch_id: str) -> Batch | None:
-        """The batch, or ``None`` after a transient error (the next poll tries again)."""
+        Transient errors only log a warning: the next poke tries again, and ``timeout`` bounds it.
+        """
+        poller = BatchPoller(self.batch_id, poll_interval=self.poke_interval, max_transient_errors=None)
+        with task_hook(self.xai_conn_id) as hook:
+            step = self._poll(hook, poller)
+            if step.renew:
+                hook.close()  # the next call reads the connection again
+                step = self._poll(hook, poller)
+            if step.error is not None:
+                raise step.error
+        if step.warning is not None:
+            self.log.warning("%s", step.warning)
+        if poller.last is not None:
+            self.log.info("%s", describe_batch(poller.last))
+        return step
+
+    def _poll(self, hook: XAIBatchHook, poller: BatchPoller) -> PollStep:
         try:
-            return self.hook.get_batch(batch_id)
-        except TRANSIENT_ERRORS as exc:
-            self.log.warning("Reading batch %s failed (%s); will try again", batch_id, exc)
-            return None
-        except XAINotFoundError as exc:
-            raise AirflowFailException(f"Batch {batch_id} not found: {exc}") from exc
+            return poller.on_batch(hook.get_batch(self.batch_id), now=time.time())
+        except Exception as exc:
+            return poller.on_error(exc, now=time.time())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        batch = self._read_batch(self.batch_id)
-        if batch is None:
+        step = self._look()
+        if step.event is None:
             return False
-        status = batch.status
-        self.log.info("%s", describe_batch(batch))
-        if not status.is_terminal:
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=outcome_of(batch.to_xcom(), status.value))
+        return PokeReturnValue(is_done=True, xcom_value=event_outcome(step.event, self.batch_id))
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as timeout:
+                if isinstance(timeout, XAIBatchWaitTimeout):
+                    raise
+                raise XAIBatchWaitTimeout(
+                    f"Batch {self.batch_id} was still running when the wait timed out: {timeout}; it keeps running"
+                ) from timeout
         end_time = time.time() + self.timeout
         # One look first: a batch that is already done needs no trip through the triggerer.
-        batch = self._read_batch(self.batch_id)
-        if batch is not None and batch.is_terminal:
-            self.log.info("%s", describe_batch(batch))
-            return outcome_of(batch.to_xcom(), batch.status.value)
+        step = self._look()
+        if step.event is not None:
+            return event_outcome(step.event, self.batch_id)
         self.defer(
             trigger=XAIBatchTrigger(
                 batch_id=self.batch_id,
@@ -146,41 +133,9 @@ class XAIBatchSensor(BaseSensorOperator):
                 end_time=end_time,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
+            timeout=deferral_timeout(self.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the task's outcome; ids come from the event itself."""
-        return event_outcome(event, self.batch_id, timeout_error=AirflowSensorTimeout)
-
-
-def event_outcome(
-    event: Any, expected_batch_id: str | None, *, timeout_error: type[Exception] = AirflowException
-) -> dict[str, Any]:
-    """Check a trigger event against the allow-list and return the completed batch dict, or raise.
-
-    The batch id comes from the event itself (a resumed task is a new operator instance); when the
-    caller knows which batch it waited for, ``expected_batch_id`` must match it.
-
-    >>> event_outcome({"status": "success", "batch_id": "b", "batch_status": "completed",
-    ...                "batch": {"batch_id": "b", "status": "completed"}, "message": "done"}, "b")["status"]
-    'completed'
-    """
-    if not isinstance(event, Mapping) or event.get("status") not in EVENT_STATUSES:
-        raise AirflowException(f"Unexpected event from the batch trigger: {event!r}")
-    batch_id = event.get("batch_id")
-    if not isinstance(batch_id, str) or not batch_id:
-        raise AirflowException(f"Trigger event names no batch: {event!r}")
-    if expected_batch_id is not None and batch_id != expected_batch_id:
-        raise AirflowException(f"Trigger event is for batch {batch_id}, not {expected_batch_id}")
-    message = str(event.get("message") or "")
-    if event["status"] == "timeout":
-        raise timeout_error(message or f"Timed out waiting for batch {batch_id}")
-    if event["status"] == "error":
-        raise AirflowException(message or f"Waiting for batch {batch_id} failed")
-    batch = event.get("batch")
-    batch_status = event.get("batch_status")
-    terminal = {status.value for status in BatchStatus if status.is_terminal}
-    if not isinstance(batch, Mapping) or batch.get("batch_id") != batch_id or batch_status not in terminal:
-        raise AirflowException(f"Trigger reported success without a finished batch: {event!r}")
-    return outcome_of(batch, str(batch_status))
+        return event_outcome(event, self.batch_id)

@@ -635,17 +635,17 @@ def test_in_a_dag_run_the_task_fails_with_the_source_and_position(
     states = task_states(run)
     assert {states["add_dict"], states["add_list"], states["add_files"]} == {"failed"}, states
     assert (errors / "add_dict").read_text() == (
-        "XAIInputError: add_dict.requests: requests must be a list of request objects, got dict"
+        "XAIBatchInputError: add_dict.requests: requests must be a list of request objects, got dict"
     )
     assert (
         (errors / "add_list")
         .read_text()
-        .startswith("XAIInputError: add_list.requests, item 1: unknown endpoint url '/v1/embeddings'")
+        .startswith("XAIBatchInputError: add_list.requests, item 1: unknown endpoint url '/v1/embeddings'")
     )
     assert (
         (errors / "add_files")
         .read_text()
-        .startswith(f"XAIInputError: file://{bad_file}, line 3: invalid JSON")
+        .startswith(f"XAIBatchInputError: file://{bad_file}, line 3: invalid JSON")
     )
     assert "truncated" in (errors / "add_files").read_text()
     assert emulator.calls("add_requests") == 0

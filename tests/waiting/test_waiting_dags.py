@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from support.batch_requests import chat_rows, jsonl_line
-from waiting_support import run_dag, seed_batch, seed_file_batch
+from waiting_support import connection_env, run_dag, seed_batch, seed_file_batch
 
 # The batch is created inside the run (starting DAG runs takes longer than a small batch), and a
 # downstream task writes what it received, so the test reads the XCom without Airflow internals.
@@ -198,11 +198,13 @@ def test_one_task_operator_without_output_returns_the_final_batch(
 
 
 def test_one_task_operator_retry_reattaches_instead_of_creating_again(
-    emulator: Any, xai_connection: str, dags_folder: Path, tmp_path: Path
+    emulator: Any, dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator.config.update({"processing_rate": 10})
-    # The first try creates the batch and adds to it, then fails reading it back.
-    emulator.faults.inject("get_batch", status=400, count=1)
+    # No retries inside the client, so the first try creates the batch, then fails adding to it
+    # with a transient error: Airflow's retry takes over.
+    monkeypatch.setenv("AIRFLOW_CONN_XAI_DEFAULT", connection_env(emulator, max_retries=0))
+    emulator.faults.inject("add_requests", status=503, count=1)
     out = tmp_path / "batch.json"
     source = ONE_TASK_DAG.format(
         dag_id="one_task_retry",

@@ -13,7 +13,9 @@ from support.emulator import connection_env
 from waiting_support import seed_batch, seed_file_batch
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-from airflow_provider_xai_batch.triggers.batch import SharedClients, XAIBatchTrigger, transient_backoff
+from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.triggers.client_pool import SharedClients
+from airflow_provider_xai_batch.waiting import transient_backoff
 
 FAST = 0.05  # seconds between polls in these tests
 
@@ -68,7 +70,8 @@ def test_processing_batch_completes_with_one_event(emulator: Any, manual_clock: 
 
     assert len(events) == 1
     [event] = events
-    assert set(event) == {"status", "batch_id", "batch_status", "batch", "message"}
+    assert set(event) == {"status", "batch_id", "batch_status", "batch", "message", "error_kind"}
+    assert event["error_kind"] is None
     assert (event["status"], event["batch_id"], event["batch_status"]) == ("success", batch_id, "completed")
     assert event["batch"]["state"]["num_success"] == 5
     assert event["batch"]["status"] == "completed"
@@ -156,6 +159,7 @@ def test_too_many_transient_errors_end_with_an_error(emulator: Any, conn: str) -
     assert event["batch_id"] == batch_id
     assert emulator.answers(503, "get_batch") == 3  # the first try plus two tolerated
     assert "3 times in a row" in event["message"]
+    assert event["error_kind"] == "transient"  # Airflow's retries apply
 
 
 def test_unknown_batch_is_a_permanent_error_without_retrying(emulator: Any, conn: str) -> None:
@@ -164,6 +168,7 @@ def test_unknown_batch_is_a_permanent_error_without_retrying(emulator: Any, conn
     assert event["status"] == "error"
     assert (event["batch_status"], event["batch"]) == (None, None)
     assert "404" in event["message"]
+    assert event["error_kind"] == "not_found"  # the task fails at once
     assert emulator.calls("get_batch") == 1
 
 
@@ -175,7 +180,7 @@ def test_wrong_key_is_a_permanent_error_and_never_shown(
 
     [event] = run_trigger(XAIBatchTrigger(batch_id, "xai_bad", poll_interval=FAST))
 
-    assert event["status"] == "error"
+    assert (event["status"], event["error_kind"]) == ("error", "authentication")
     assert "xai-wrong-key-987" not in json.dumps(event)
     assert emulator.calls("get_batch") == 2  # one more try after reading the connection again
 

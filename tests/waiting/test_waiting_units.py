@@ -16,9 +16,21 @@ from airflow.providers.common.compat.sdk import (
 from support.batch_requests import chat_rows
 from waiting_support import seed_batch
 
+from airflow_provider_xai_batch.client import XAINotFoundError
+from airflow_provider_xai_batch.exceptions import (
+    XAIBatchAuthenticationError,
+    XAIBatchCancelledError,
+    XAIBatchExpiredError,
+    XAIBatchFailedError,
+    XAIBatchNotFoundError,
+    XAIBatchTaskError,
+    XAIBatchTransientError,
+    XAIBatchWaitTimeout,
+)
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
-from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor, event_outcome
+from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
+from airflow_provider_xai_batch.waiting import event_outcome
 
 
 def event(status: str = "success", batch_status: str | None = "completed", **batch: Any) -> dict[str, Any]:
@@ -46,22 +58,49 @@ def test_completed_event_returns_the_batch() -> None:
 
 def test_failed_event_fails_with_xais_message() -> None:
     rejected = event(batch_status="failed", cancel_by_xai_message="JSONL file validation failed: line 2")
-    with pytest.raises(AirflowFailException, match="JSONL file validation failed: line 2"):
+    with pytest.raises(XAIBatchFailedError, match="JSONL file validation failed: line 2") as raised:
         event_outcome(rejected, "batch_1")
+    assert isinstance(raised.value, AirflowFailException)
 
 
-@pytest.mark.parametrize("batch_status", ["cancelled", "expired"])
-def test_cancelled_and_expired_fail_without_retry(batch_status: str) -> None:
-    with pytest.raises(AirflowFailException, match=batch_status):
+@pytest.mark.parametrize(
+    ("batch_status", "expected"), [("cancelled", XAIBatchCancelledError), ("expired", XAIBatchExpiredError)]
+)
+def test_cancelled_and_expired_fail_without_retry(batch_status: str, expected: type[Exception]) -> None:
+    with pytest.raises(expected, match=batch_status) as raised:
         event_outcome(event(batch_status=batch_status), "batch_1")
+    assert isinstance(raised.value, AirflowFailException)
 
 
-def test_timeout_and_error_events() -> None:
-    with pytest.raises(AirflowSensorTimeout, match="timeout message"):
-        event_outcome(event("timeout", "processing"), "batch_1", timeout_error=AirflowSensorTimeout)
-    with pytest.raises(AirflowException, match="error message") as raised:
+def test_a_timeout_event_fails_without_retry_as_a_sensor_timeout() -> None:
+    with pytest.raises(XAIBatchWaitTimeout, match="timeout message") as raised:
+        event_outcome(event("timeout", "processing"), "batch_1")
+    assert isinstance(raised.value, AirflowSensorTimeout)
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_an_error_event_without_a_kind_leaves_the_retry_to_airflow() -> None:
+    with pytest.raises(XAIBatchTaskError, match="error message") as raised:
         event_outcome(event("error", None), "batch_1")
-    assert not isinstance(raised.value, AirflowFailException)  # a retry may help (auth, outage)
+    assert not isinstance(raised.value, AirflowFailException)  # an outage, a missing connection ...
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected", "permanent"),
+    [
+        ("not_found", XAIBatchNotFoundError, True),
+        ("authentication", XAIBatchAuthenticationError, True),
+        ("transient", XAIBatchTransientError, False),
+        ("no-such-kind", XAIBatchTaskError, False),
+    ],
+)
+def test_an_error_event_raises_the_task_error_its_kind_names(
+    kind: str, expected: type[Exception], permanent: bool
+) -> None:
+    with pytest.raises(expected, match="error message") as raised:
+        event_outcome({**event("error", None), "error_kind": kind}, "batch_1")
+    assert type(raised.value) is expected
+    assert isinstance(raised.value, AirflowFailException) is permanent
 
 
 @pytest.mark.parametrize(
@@ -133,8 +172,10 @@ def test_poke_tolerates_a_transient_error_and_fails_on_an_unknown_batch(
 
     assert sensor.poke(context()) is False
     assert sensor.poke(context()).xcom_value["status"] == "completed"  # type: ignore[union-attr]
-    with pytest.raises(AirflowFailException, match="not found"):
+    with pytest.raises(XAIBatchNotFoundError, match="404") as raised:
         XAIBatchSensor(task_id="wait2", batch_id="batch_missing").poke(context())
+    assert isinstance(raised.value, AirflowFailException)
+    assert isinstance(raised.value.__cause__, XAINotFoundError)
 
 
 # -- one-task operator -----------------------------------------------------------------------------
@@ -199,3 +240,31 @@ def test_operator_on_kill_leaves_a_finished_batch_alone(emulator: Any, xai_conne
     operator.on_kill()
 
     assert emulator.calls("cancel_batch") == 0
+
+
+# -- the synchronous waits decide as the trigger does ------------------------------------------------
+
+
+def test_poke_reads_the_connection_again_after_an_authentication_error(
+    emulator: Any, xai_connection: str
+) -> None:
+    batch_id = seed_batch(emulator, requests=2)
+    emulator.faults.inject("get_batch", status=401)
+
+    result = XAIBatchSensor(task_id="wait", batch_id=batch_id).poke(context())
+
+    assert result.xcom_value["status"] == "completed"  # type: ignore[union-attr]
+    assert emulator.answers(401, "get_batch") == 1
+
+
+def test_waiting_in_the_worker_reads_the_connection_again_after_an_authentication_error(
+    emulator: Any, xai_connection: str
+) -> None:
+    emulator.config.update({"processing_rate": 20})
+    operator = XAIBatchOperator(task_id="run_batch", name="n", requests=chat_rows(3), poll_interval=0.05)
+    emulator.faults.inject("get_batch", status=401)
+
+    batch = operator.execute(context())
+
+    assert (batch["status"], batch["state"]["num_success"]) == ("completed", 3)
+    assert emulator.answers(401, "get_batch") == 1
