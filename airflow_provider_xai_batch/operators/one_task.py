@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, 
 
 from airflow_provider_xai_batch.client import Batch
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.results.writer import export_results
 from airflow_provider_xai_batch.sensors.batch import (
@@ -38,7 +39,7 @@ def _seconds(value: float | timedelta | None) -> float | None:
     return seconds
 
 
-class XAIBatchOperator(BaseOperator):
+class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     """Create a batch, add requests, wait for it and write its results, all in one task.
 
     Give exactly one of ``requests`` (a list, typically an upstream task's XCom) or ``source``
