@@ -11,7 +11,11 @@ import json
 import logging
 from typing import Any
 
+from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage.facets import BatchFigures, OutputFile, operator_lineage
+from airflow_provider_xai_batch.results import FAILED_FILE, MANIFEST_FILE, SUCCEEDED_FILE
+from airflow_provider_xai_batch.results.writer import resolve_output_folder, uri_of
+from airflow_provider_xai_batch.sources import expand_sources
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,6 @@ class XAIBatchLineageMixin:
         source = getattr(self, "source", None)
         if source is None:
             return []
-        from airflow_provider_xai_batch.sources import expand_sources
-
         try:
             return [
                 item.uri for item in expand_sources(source, conn_id=getattr(self, "source_conn_id", None))
@@ -75,17 +77,12 @@ class XAIBatchLineageMixin:
         output_path = getattr(self, "output_path", None)
         if output_path is None:
             return None
-        from airflow_provider_xai_batch.results.writer import resolve_output_folder
-
         return resolve_output_folder(output_path, getattr(self, "output_conn_id", None))
 
     def _lineage_outputs(self, manifest: dict[str, Any] | None) -> list[OutputFile]:
         folder = self._lineage_folder()
         if folder is None:
             return []
-        from airflow_provider_xai_batch.results import FAILED_FILE, MANIFEST_FILE, SUCCEEDED_FILE
-        from airflow_provider_xai_batch.results.writer import uri_of
-
         details = (manifest or {}).get("file_details") or {}
         outputs = [
             OutputFile(
@@ -102,8 +99,6 @@ class XAIBatchLineageMixin:
         folder = self._lineage_folder()
         if folder is None:
             return None
-        from airflow_provider_xai_batch.results import MANIFEST_FILE
-
         try:
             manifest = json.loads((folder / MANIFEST_FILE).read_text())
         except Exception as exc:
@@ -119,8 +114,6 @@ class XAIBatchLineageMixin:
         batch_id = self._lineage_batch_id()
         if batch_id is None:
             return None
-        from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-
         hook = XAIBatchHook(xai_conn_id=getattr(self, "xai_conn_id", XAIBatchHook.default_conn_name))
         try:
             return BatchFigures.from_batch(hook.get_batch(batch_id))
