@@ -20,7 +20,7 @@ $(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
 
 $(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV_OLD)
-	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test]'
+	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test,openlineage]'
 	touch $@
 
 install: $(VENV)/.installed
