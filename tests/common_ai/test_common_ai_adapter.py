@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +17,7 @@ from airflow.providers.common.ai.exceptions import LLMBatchLimitExceededError, L
 from pydantic import BaseModel
 from xai_test_support import TEST_API_KEY
 
-from airflow_provider_xai_batch.client import XAIBatchClient
+from airflow_provider_xai_batch.client import XAIBatchClient, XAIConflictError
 from airflow_provider_xai_batch.common_ai import translate
 from airflow_provider_xai_batch.common_ai.adapter import XAIBatchAdapter
 
@@ -125,8 +126,21 @@ def test_structured_output_is_requested_as_a_json_schema_and_validated_by_common
 
     spec = build_output_spec(Verdict)
     batch_id = submit(adapter, PROMPTS[:2], output_type=Verdict)
-    sent = emulator.service.list_batch_requests(batch_id, limit=10)["batch_request_metadata"]
-    assert len(sent) == 2
+    # The service takes an identical re-add as a no-op and refuses other content under the same
+    # id: so the request sent was exactly the chat body plus the JSON-schema response format.
+    body = translate.chat_body(
+        prompt=PROMPTS[0]["prompt"],
+        model="grok-4.3",
+        system_prompt="",
+        max_tokens=1024,
+        params={},
+        directive=translate.structured_output_directive("Verdict", spec.json_schema),
+    )
+    with XAIBatchClient(TEST_API_KEY, base_url=emulator.url) as client:
+        assert client.add_requests(batch_id, [translate.native_request(KEY, 0, body)]) == 1
+        del body["response_format"]
+        with pytest.raises(XAIConflictError):
+            client.add_requests(batch_id, [translate.native_request(KEY, 0, body)])
     counts, _ = results.stream_results_to_jsonl(
         adapter=adapter,
         batch_id=batch_id,
@@ -135,8 +149,10 @@ def test_structured_output_is_requested_as_a_json_schema_and_validated_by_common
         custom_id_prefix=KEY,
         destination=ObjectStoragePath(f"file://{tmp_path}/rows.jsonl"),
     )
-    # The emulator answers prose, not JSON: common-ai records that as invalid output, per row.
-    assert counts["invalid_output"] + counts["success"] == 2
+    # The emulator answers prose, not JSON: common-ai records each answer as invalid output.
+    assert counts["invalid_output"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert all(row["raw_output"] and row["error"]["stage"] == "output_validation" for row in rows)
 
 
 def test_limits_and_foreign_models_fail_before_anything_is_sent(
