@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import run_dag_file
+from xai_test_support import TEST_API_KEY, run_dag_file
 
 pytest.importorskip("airflow.providers.openlineage", reason="the OpenLineage provider is not installed")
 
@@ -139,3 +139,30 @@ def test_the_one_task_operator_reports_inputs_outputs_and_figures_after_deferrin
         facet["batchId"] == manifest["batch_id"] == done["run"]["facets"]["externalQuery"]["externalQueryId"]
     )
     assert (facet["succeeded"], facet["failed"], facet["costUsdTicks"]) == (4, 1, manifest["cost_usd_ticks"])
+
+
+def test_a_failed_export_still_names_its_batch_and_the_files_it_was_to_write(
+    dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lineage_events: Events
+) -> None:
+    from airflow_provider_xai_batch.emulator import EmulatorServer
+
+    write_inputs(tmp_path / "in")
+    output = tmp_path / "out"
+    # Too slow to finish: the export refuses a batch still processing, and the task fails.
+    with EmulatorServer(api_key=TEST_API_KEY, processing_rate=0.001) as slow:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_XAI_DEFAULT",
+            json.dumps({"conn_type": "xai", "password": TEST_API_KEY, "host": slow.url}),
+        )
+        source = STEPS_DAG.format(source=f"{tmp_path}/in/*.jsonl", output=str(output))
+        run = run_dag_file(source.replace("lineage_steps", "lineage_failed"), "lineage_failed", dags_folder)
+        (batch,) = slow.service.list_batches(limit=10)["batches"]
+    assert run.state == "failed"
+    failed = task_event(lineage_events(), "lineage_failed.export", "FAIL")
+    assert [Path(name).name for _, name in names(failed["outputs"])] == [
+        "succeeded.jsonl",
+        "failed.jsonl",
+        "manifest.json",
+    ]
+    assert failed["run"]["facets"]["xai_batch"]["batchId"] == batch["batch_id"]
+    assert not (output / "manifest.json").exists()
