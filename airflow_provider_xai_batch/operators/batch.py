@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
@@ -62,7 +63,7 @@ class XAICreateBatchOperator(BaseOperator):
         return batch.batch_id
 
 
-class XAIAddBatchRequestsOperator(BaseOperator):
+class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
     """Add requests to an inline batch, from an XCom list or from JSONL files in object storage.
 
     Give exactly one of:

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.results.writer import export_results
 from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
@@ -33,7 +34,7 @@ def _seconds(value: float | timedelta | None) -> float | None:
     return seconds
 
 
-class XAIBatchOperator(BaseOperator):
+class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     """Create a batch, add requests, wait for it and write its results, all in one task.
 
     Give exactly one of ``requests`` (a list, typically an upstream task's XCom) or ``source``

@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.results.writer import (
     MANIFEST_FILE,
     export_results,
@@ -17,7 +18,7 @@ from airflow_provider_xai_batch.results.writer import (
 from airflow_provider_xai_batch.task_hook import task_hook
 
 
-class XAIBatchResultsOperator(BaseOperator):
+class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
     """Write every result of a batch under the folder ``output_path``; returns the manifest (XCom).
 
     The folder (any ``ObjectStoragePath`` URI: ``s3://``, ``gs://``, ``file://``, or a local path)
