@@ -241,9 +241,10 @@ def encode_request(
         encoded = msgspec.json.encode(request)
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise _unencodable(request, exc, source, position) from None
-    # msgspec writes NaN and Infinity as null and has no depth limit short of the interpreter's. Two
-    # substring scans rule both out for nearly every request before a walk in Python is needed.
-    if b"null" in encoded or encoded.count(b"{") + encoded.count(b"[") > MAX_REQUEST_DEPTH:
+    # msgspec writes NaN and Infinity as null and has no depth limit short of the interpreter's. Three
+    # scans of the bytes rule both out for nearly every request before a walk in Python is needed
+    # (``rfind`` because CPython searches short needles backwards about twice as fast as forwards).
+    if encoded.rfind(b"null") >= 0 or encoded.count(b"{") + encoded.count(b"[") > MAX_REQUEST_DEPTH:
         _refuse_problem(request, source, position)
     return encoded
 

@@ -138,7 +138,7 @@ def test_jsonl_reads_across_chunk_boundaries() -> None:
         (b'{"a": 1}\n{"a": 2', "line 2: invalid JSON.*truncated"),
         (b'{"a": 1}\n{"a": 2} trailing', "line 2: invalid JSON.*something follows the JSON object"),
         (b'{"a": 1}\n{"a": 2}}\n', "line 2: invalid JSON.*something follows the JSON object"),
-        (b"[" * 5000 + b"]" * 5000, "line 1: the line nests arrays and objects too deeply"),
+        (b"[" * 100_000 + b"]" * 100_000, "line 1: the line nests arrays and objects too deeply"),
         (b'{"a": NaN}\n', "line 1: invalid JSON"),
         (b'{"a": 1e999}\n', "line 1: invalid JSON"),
     ],
@@ -176,7 +176,7 @@ UNSENDABLE = [
     ({"seed": object()}, "body.seed is a object, which has no JSON form"),
     ({"seed": 1 + 2j}, "body.seed is a complex"),
     ({"tools": nested(BODY_ROOM + 1)}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
-    ({"tools": nested(5_000)}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
+    ({"tools": nested(100_000)}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
     ({"tools": cyclic()}, f"more than {MAX_REQUEST_DEPTH} levels deep"),
 ]
 
