@@ -160,12 +160,20 @@ class XAIBatchClient(ClientCore):
             return Batch.model_validate(payload)
         return self.get_batch(batch_id)
 
-    def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
+    def add_requests(
+        self,
+        batch_id: str,
+        requests: Iterable[Any],
+        *,
+        source: str = "requests",
+        on_call: Callable[[int], object] | None = None,
+    ) -> int:
         """Add requests in any accepted shape; return how many were sent.
 
         ``requests`` may be a generator of millions: it is consumed lazily, packed into calls of at
         most ``limits.max_add_call_bytes`` and paced under the add-call rate limit. Every request
         gets a deterministic id, so resending a call whose answer was lost adds nothing twice.
+        ``on_call`` is told the number of requests of each add call once it succeeded.
         """
         added = 0
         # Packing the next call overlaps with sending this one; at most one extra call is held.
@@ -174,6 +182,8 @@ class XAIBatchClient(ClientCore):
                 self._send(call)
                 call.discard_body()
                 added += count
+                if on_call is not None:
+                    on_call(count)
         return added
 
     def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> Iterator[BatchRequestMetadata]:
