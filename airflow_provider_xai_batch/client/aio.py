@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import IO, Any, TypeVar
 
 import httpx
@@ -110,8 +110,15 @@ class AsyncXAIBatchClient(ClientCore):
     async def cancel_batch(self, batch_id: str) -> Batch:
         return await self._run(plans.cancel_batch(self, batch_id))
 
-    async def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
-        return await self._run(plans.add_requests(self, batch_id, requests, source))
+    async def add_requests(
+        self,
+        batch_id: str,
+        requests: Iterable[Any],
+        *,
+        source: str = "requests",
+        on_call: Callable[[int], object] | None = None,
+    ) -> int:
+        return await self._run(plans.add_requests(self, batch_id, requests, source, on_call))
 
     def iter_batch_requests(
         self, batch_id: str, *, page_size: int = 1000

@@ -189,17 +189,29 @@ def cancel_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
     return (yield from get_batch(core, batch_id))
 
 
-def add_requests(core: ClientCore, batch_id: str, requests: Iterable[Any], source: str) -> Plan[int]:
+def add_requests(
+    core: ClientCore,
+    batch_id: str,
+    requests: Iterable[Any],
+    source: str,
+    on_call: Callable[[int], object] | None = None,
+) -> Plan[int]:
     added = 0
     packed: Iterable[PackedAdd] = core._packed_adds(requests, source)
     with Prefetcher(iter(packed)) if core.prefetch_add_calls else contextlib.nullcontext(packed) as adds:
         for add in adds:
-            yield from _send_add(core, batch_id, add, source)
+            yield from _send_add(core, batch_id, add, source, on_call)
             added += add.new
     return added
 
 
-def _send_add(core: ClientCore, batch_id: str, add: PackedAdd, source: str) -> Plan[None]:
+def _send_add(
+    core: ClientCore,
+    batch_id: str,
+    add: PackedAdd,
+    source: str,
+    on_call: Callable[[int], object] | None,
+) -> Plan[None]:
     """Send one add call; if the service rejects it as a whole, split it down to the request at fault."""
     pending = [(add.call, 0)]
     while pending:
@@ -218,6 +230,9 @@ def _send_add(core: ClientCore, batch_id: str, add: PackedAdd, source: str) -> P
                 error.message[:200],
             )
             pending += rejections.halves(call, first)
+        else:
+            if on_call is not None:
+                on_call(call.count)
         finally:
             api_call.discard_body()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TypeVar
 
 import httpx
@@ -123,7 +123,14 @@ class XAIBatchClient(ClientCore):
         """Cancel a batch; finished results stay readable. Cancelling twice is harmless."""
         return self._run(plans.cancel_batch(self, batch_id))
 
-    def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
+    def add_requests(
+        self,
+        batch_id: str,
+        requests: Iterable[Any],
+        *,
+        source: str = "requests",
+        on_call: Callable[[int], object] | None = None,
+    ) -> int:
         """Add requests in any accepted shape; return how many distinct requests were added.
 
         ``requests`` may be a generator of millions: it is consumed lazily, packed into calls of at
@@ -134,9 +141,10 @@ class XAIBatchClient(ClientCore):
 
         When the service rejects a call as a whole (400, 412), the call is split until the request
         at fault is found; the error names its id, source and position. Requests before it stay
-        added, none after it are sent.
+        added, none after it are sent. ``on_call`` is told the number of requests of each add call
+        once the service accepted it.
         """
-        return self._run(plans.add_requests(self, batch_id, requests, source))
+        return self._run(plans.add_requests(self, batch_id, requests, source, on_call))
 
     def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> Iterator[BatchRequestMetadata]:
         """Per-request metadata (state, model, endpoint), all pages."""

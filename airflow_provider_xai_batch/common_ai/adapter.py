@@ -23,7 +23,7 @@ from airflow.providers.common.ai.exceptions import LLMBatchLimitExceededError
 
 from airflow_provider_xai_batch.client import Batch, XAIBatchClient
 from airflow_provider_xai_batch.client.inputs import encode_request
-from airflow_provider_xai_batch.client.protocol import ClientLimits
+from airflow_provider_xai_batch.client.policy import ClientLimits
 from airflow_provider_xai_batch.common_ai import translate
 from airflow_provider_xai_batch.hooks.xai import API_KEY_ENV, base_url_of
 

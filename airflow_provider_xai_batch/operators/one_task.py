@@ -11,9 +11,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.operators._ingest import send_input, validate_input
+from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.results.writer import export_results
-from airflow_provider_xai_batch.sources import add_from_input, require_one_input, xcom_source_label
+from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
@@ -38,7 +40,11 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     """Create a batch, add requests, wait for it and write its results, all in one task.
 
     Give exactly one of ``requests`` (a list, typically an upstream task's XCom) or ``source``
-    (JSONL file URIs, globs allowed). The whole input is validated before anything is sent.
+    (JSONL file URIs, globs allowed). The whole input is validated, against the limits of the
+    connection, before the batch is created: bad input leaves nothing behind on the account.
+    An input without requests (an upstream task that found nothing to do) ends the task at once:
+    no batch is created, ``output_path`` gets empty results with a manifest of ``total`` 0, and
+    the task returns that manifest (``None`` without ``output_path``).
 
     Resumable across retries: a retry re-attaches to the batch its earlier try created (see
     :class:`~airflow_provider_xai_batch.operators.batch.XAICreateBatchOperator`), sends the input
@@ -129,27 +135,35 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         with task_hook(self.xai_conn_id) as hook:
-            batch_id = self._submit(hook, context)
+            # Everything is checked before the batch exists: bad input leaves nothing on the account.
+            validated = validate_input(
+                hook,
+                requests=self.requests,
+                source=self.source,
+                source_conn_id=self.source_conn_id,
+                source_label=xcom_source_label(context),
+                log=self.log,
+            )
+            if validated.is_empty:
+                return self._no_input()
+            batch = create_or_reattach(hook, self.name, context, log=self.log)
+            self.batch_id = batch.batch_id
+            send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
             if not self.wait_for_completion:
-                return hook.get_batch(batch_id).to_xcom()
+                return hook.get_batch(batch.batch_id).to_xcom()
             end_time = time.time() + self.timeout if self.timeout is not None else None
-            return self._finish(hook, self._wait(hook, batch_id, end_time))
+            return self._finish(hook, self._wait(hook, batch.batch_id, end_time))
 
-    def _submit(self, hook: XAIBatchHook, context: Context) -> str:
-        """Create (or, on a retry, re-attach to) the batch and send the whole input to it."""
-        batch = create_or_reattach(hook, self.name, context, log=self.log)
-        self.batch_id = batch.batch_id
-        added = add_from_input(
-            hook,
-            batch.batch_id,
-            requests=self.requests,
-            source=self.source,
-            source_conn_id=self.source_conn_id,
-            source_label=xcom_source_label(context),
-            log=self.log,
+    def _no_input(self) -> dict[str, Any] | None:
+        """End at once when the input holds no requests: no batch, empty results if asked."""
+        if self.output_path is None:
+            self.log.info("The input holds no requests: no batch created, nothing to wait for")
+            return None
+        manifest = write_empty_results(self.output_path, self.output_conn_id, self.name)
+        self.log.info(
+            "The input holds no requests: no batch created; empty results written to %s", self.output_path
         )
-        self.log.info("batch %s holds the input (%d distinct requests sent)", batch.batch_id, added)
-        return batch.batch_id
+        return manifest
 
     def _wait(self, hook: XAIBatchHook, batch_id: str, end_time: float | None) -> dict[str, Any]:
         """Poll until the wait is over, making the same decisions as the trigger; return the completed batch.

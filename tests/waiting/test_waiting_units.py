@@ -261,8 +261,15 @@ def test_waiting_in_the_worker_reads_the_connection_again_after_an_authenticatio
     emulator: Any, xai_connection: str
 ) -> None:
     emulator.config.update({"processing_rate": 20})
-    operator = XAIBatchOperator(task_id="run_batch", name="n", requests=chat_rows(3), poll_interval=0.05)
-    emulator.faults.inject("get_batch", status=401)
+
+    class RejectedOnceWhileWaiting(XAIBatchOperator):
+        def _wait(self, *args: Any) -> dict[str, Any]:
+            emulator.faults.inject("get_batch", status=401)  # the first poll is refused
+            return super()._wait(*args)
+
+    operator = RejectedOnceWhileWaiting(
+        task_id="run_batch", name="n", requests=chat_rows(3), poll_interval=0.05
+    )
 
     batch = operator.execute(context())
 
