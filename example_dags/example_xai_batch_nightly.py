@@ -1,7 +1,8 @@
 """Nightly: JSONL files in object storage -> one batch -> deferrable wait -> results and a manifest.
 
 Point ``XAI_BATCH_INPUT`` at your prompts (a glob in any object storage Airflow reads, for example
-``s3://my-bucket/prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl`` with ``XAI_BATCH_SOURCE_CONN_ID=aws_default``) and
+``s3://my-bucket/prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl`` with
+``XAI_BATCH_SOURCE_CONN_ID=aws_default``) and
 ``XAI_BATCH_OUTPUT`` at the folder for the results (default: one folder per DAG and run under
 ``/tmp/xai-batch-example``). The defaults use local files so the example runs anywhere, against the
 local emulator or the real service, scheduled or triggered by hand (no logical date).
