@@ -66,3 +66,12 @@ def write_inputs(root: Path) -> None:
             root / "shards" / f"shard-{shard}.jsonl",
             [{"body": CHAT | {"seed": shard * 10 + i}} for i in range(3)],
         )
+
+
+def newest_airflow_only() -> Any:
+    """Real processes run on the newest Airflow only (the oldest leg runs the in-process suite)."""
+    import pytest
+    from airflow import __version__
+
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    return pytest.mark.skipif((major, minor) < (3, 3), reason="real processes run on the newest Airflow only")

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from deployment_support import CHAT, ERRORS_DAG_ID, Deployment
+from deployment_support import CHAT, ERRORS_DAG_ID, Deployment, newest_airflow_only
 
 from airflow_provider_xai_batch.get_provider_info import EXTRA_FIELDS
 
@@ -34,13 +34,6 @@ EXPECTED_COUNTS = {
 }
 
 
-def skip_before_airflow_3_3() -> Any:
-    from airflow import __version__
-
-    major, minor = (int(part) for part in __version__.split(".")[:2])
-    return pytest.mark.skipif((major, minor) < (3, 3), reason="real processes run on the newest Airflow only")
-
-
 def task_states(deployment: Deployment, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
     instances = deployment.airflow.api.task_instances(dag_id, run_id)
     return {f"{ti['task_id']}[{ti['map_index']}]": ti for ti in instances}
@@ -57,7 +50,7 @@ def seed_batch_made_elsewhere(deployment: Deployment) -> str:
     return batch_id
 
 
-@skip_before_airflow_3_3()
+@newest_airflow_only()
 @pytest.mark.timeout(600)
 def test_the_connection_form_is_the_xai_one(deployment: Deployment) -> None:
     metas = deployment.airflow.api.get("/ui/connections/hook_meta")
@@ -74,7 +67,7 @@ def test_the_connection_form_is_the_xai_one(deployment: Deployment) -> None:
     assert all(extra["value"] is None for extra in extras.values())  # empty unless the user sets one
 
 
-@skip_before_airflow_3_3()
+@newest_airflow_only()
 @pytest.mark.timeout(600)
 def test_every_example_runs_by_hand_and_survives_a_triggerer_crash(deployment: Deployment) -> None:
     airflow, api, emulator = deployment.airflow, deployment.airflow.api, deployment.emulator
@@ -147,7 +140,7 @@ def test_every_example_runs_by_hand_and_survives_a_triggerer_crash(deployment: D
         assert len(trigger_logs) >= 2, (dag_id, trigger_logs)
 
 
-@skip_before_airflow_3_3()
+@newest_airflow_only()
 @pytest.mark.timeout(600)
 def test_errors_no_retry_can_fix_fail_the_task_at_once(deployment: Deployment) -> None:
     """A bad input line and a wrong key fail on the first try, although the tasks have retries."""
