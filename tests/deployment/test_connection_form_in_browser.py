@@ -20,6 +20,7 @@ from airflow_provider_xai_batch.hooks.xai import base_url_of, client_options
 pytestmark = [
     pytest.mark.airflow_processes,
     pytest.mark.slow,
+    newest_airflow_only(),
     pytest.mark.skipif(
         chromium_path() is None, reason="needs Debian's chromium package (make test installs it)"
     ),
