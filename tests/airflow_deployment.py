@@ -13,7 +13,10 @@ a CeleryExecutor deployment (PostgreSQL, Redis, two workers, two triggerers) reu
 ...     celery_workers=2,
 ...     triggerers=2,
 ... )
->>> with AirflowDeployment(tmp_path, settings, env={"AIRFLOW_CONN_XAI_DEFAULT": "..."}) as airflow:  # doctest: +SKIP
+>>> with AirflowDeployment(tmp_path, settings) as airflow:  # doctest: +SKIP
+...     emulator = EmulatorProcess(airflow.processes, api_key="k").start()
+...     airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
+...     airflow.start()
 ...     run = airflow.api.trigger("my_dag")
 """
 
@@ -190,11 +193,7 @@ class AirflowDeployment:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> AirflowDeployment:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
+        # Starting is a separate step: processes such as the emulator may need to run first.
         return self
 
     def __exit__(self, *exc_info: object) -> None:
