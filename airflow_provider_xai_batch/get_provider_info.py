@@ -1,10 +1,63 @@
-"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point.
+
+It also declares the ``xai`` connection form. Airflow 3.2+ builds the form from here
+(``ui-field-behaviour`` for the standard fields, ``conn-fields`` for the extras) without importing
+the hook; older versions ask ``XAIBatchHook.get_ui_field_behaviour()``, which says the same.
+
+>>> form = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+>>> form["relabeling"]["password"], sorted(form["hidden-fields"])
+('API key', ['login', 'port', 'schema'])
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow_provider_xai_batch import __version__
+
+DEFAULT_BASE_URL = "https://api.x.ai"  # the client's default; kept literal so this module imports nothing
+
+FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "login"],
+    "relabeling": {"host": "Base URL", "password": "API key"},
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "password": "xai-... (empty: the XAI_API_KEY environment variable)",
+    },
+}
+
+
+def _number(label: str, description: str, *, integer: bool = True, minimum: float = 0) -> dict[str, Any]:
+    # No "default": an empty field stays out of the extra, so the provider's current default applies.
+    kind = "integer" if integer else "number"
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": [kind, "null"], "minimum": minimum},
+    }
+
+
+# Extra keys, as the hook reads them; defaults are the client's (see the README's limits table).
+EXTRA_FIELDS: dict[str, Any] = {
+    "timeout": _number("Timeout (seconds)", "For one HTTP call. Default 120.", integer=False, minimum=1),
+    "max_retries": _number(
+        "Retries per call", "For 429, 5xx and connection errors, with backoff. Default 8."
+    ),
+    "create_calls": _number("Batch creations per window", "Client-side pace. Default 2.", minimum=1),
+    "create_window_seconds": _number(
+        "Batch creation window (seconds)", "Default 1.", integer=False, minimum=0.001
+    ),
+    "add_calls": _number("Add calls per window", "Client-side pace. Default 1000.", minimum=1),
+    "add_window_seconds": _number(
+        "Add call window (seconds)", "A rolling window. Default 30.", integer=False, minimum=0.001
+    ),
+    "max_add_call_bytes": _number("Largest add call (bytes)", "Default 25000000.", minimum=1),
+    "max_request_bytes": _number("Largest request (bytes)", "Default 25000000.", minimum=1),
+    "max_requests_per_call": _number(
+        "Requests per add call", "Default: as many as fit in the largest add call.", minimum=1
+    ),
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -44,6 +97,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "xai",
                 "hook-class-name": "airflow_provider_xai_batch.hooks.xai.XAIBatchHook",
                 "hook-name": "xAI Batch",
+                "ui-field-behaviour": copy.deepcopy(FIELD_BEHAVIOUR),
+                "conn-fields": copy.deepcopy(EXTRA_FIELDS),
             }
         ],
     }

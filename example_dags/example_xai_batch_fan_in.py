@@ -17,7 +17,8 @@ from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 
 SHARDS = os.environ.get("XAI_BATCH_SHARDS", "file:///tmp/xai-batch-example/shards/")
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/fan-in/{{ ds }}")
+# One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
 SOURCE_CONN_ID = os.environ.get("XAI_BATCH_SOURCE_CONN_ID") or None
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
 
@@ -37,7 +38,9 @@ with DAG(
         folder = ObjectStoragePath(SHARDS, conn_id=SOURCE_CONN_ID)
         return sorted(str(path) for path in folder.iterdir() if path.name.endswith((".jsonl", ".jsonl.gz")))
 
-    create = XAICreateBatchOperator(task_id="create_batch", name="fan-in-{{ ds }}")
+    create = XAICreateBatchOperator(
+        task_id="create_batch", name="fan-in-{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+    )
 
     add = XAIAddBatchRequestsOperator.partial(
         task_id="add_shard", batch_id=create.output, source_conn_id=SOURCE_CONN_ID, retries=3

@@ -1,9 +1,11 @@
 """Nightly: JSONL files in object storage -> one batch -> deferrable wait -> results and a manifest.
 
 Point ``XAI_BATCH_INPUT`` at your prompts (a glob in any object storage Airflow reads, for example
-``s3://my-bucket/prompts/{{ ds }}/*.jsonl`` with ``XAI_BATCH_SOURCE_CONN_ID=aws_default``) and
-``XAI_BATCH_OUTPUT`` at the folder for the results. The defaults use local files so the example
-runs anywhere, against the local emulator or the real service.
+``s3://my-bucket/prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl`` with
+``XAI_BATCH_SOURCE_CONN_ID=aws_default``) and
+``XAI_BATCH_OUTPUT`` at the folder for the results (default: one folder per DAG and run under
+``/tmp/xai-batch-example``). The defaults use local files so the example runs anywhere, against the
+local emulator or the real service, scheduled or triggered by hand (no logical date).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 
 INPUT = os.environ.get("XAI_BATCH_INPUT", "file:///tmp/xai-batch-example/input/*.jsonl")
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/output/{{ ds }}")
+# One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
 SOURCE_CONN_ID = os.environ.get("XAI_BATCH_SOURCE_CONN_ID") or None
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
 
@@ -30,7 +33,9 @@ with DAG(
     tags=["xai", "batch", "example"],
     doc_md=__doc__,
 ) as dag:
-    create = XAICreateBatchOperator(task_id="create_batch", name="nightly-{{ ds }}")
+    create = XAICreateBatchOperator(
+        task_id="create_batch", name="nightly-{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+    )
 
     add = XAIAddBatchRequestsOperator(
         task_id="add_requests",

@@ -16,7 +16,8 @@ from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_xai_batch.operators.batch import XAIBatchOperator
 
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/taskflow/{{ ds }}")
+# One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
 MODEL = os.environ.get("XAI_BATCH_MODEL", "grok-4.3")
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
 
@@ -62,7 +63,7 @@ with DAG(
 
     run_batch = XAIBatchOperator(
         task_id="run_batch",
-        name="review-sentiment-{{ ds }}",
+        name="review-sentiment-{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
         requests=build_prompts(),
         output_path=OUTPUT,
         deferrable=True,

@@ -14,7 +14,8 @@ from airflow.sdk import DAG, Param
 from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/watched/{{ params.batch_id }}")
+# One folder per DAG and run: watching the same batch twice keeps both exports.
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "300"))
 
 with DAG(

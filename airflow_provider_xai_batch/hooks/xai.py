@@ -47,9 +47,14 @@ def base_url_of(host: str | None, port: int | None = None, schema: str | None = 
 def client_options(extra: Mapping[str, Any]) -> dict[str, Any]:
     """Client keyword arguments from a connection's extra: timeouts, retries and limits.
 
+    An empty value means the default: the connection form saves ``null`` for every field left empty.
+
     >>> client_options({"timeout": 60, "connect_retries": 1})["retry_policy"].connect_retries
     1
+    >>> client_options({"timeout": None, "add_calls": None})["limits"].add_calls
+    1000
     """
+    extra = {key: value for key, value in extra.items() if value is not None and value != ""}
     options: dict[str, Any] = {"limits": ClientLimits.from_mapping(extra)}
     for key in ("timeout", "connect_timeout", "create_lookup_seconds"):
         if extra.get(key) is not None:

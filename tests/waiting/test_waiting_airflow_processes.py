@@ -9,23 +9,11 @@ success on its first try, one trigger event.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import secrets
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
+from airflow_deployment import AirflowDeployment, EmulatorProcess
 from support.batch_requests import chat_rows
-from waiting_support import EmulatorProcess
 
 pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 
@@ -62,202 +50,51 @@ def airflow_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, logs: Path) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with the process logs otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    tails = "\n".join(
-        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(logs.glob("*.log"))
-    )
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
-
-
-class Processes:
-    """Airflow components as child processes, each in its own process group, always stopped."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
-
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
-        )
-
-    def start(self, name: str, *args: str) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running[name] = (process, log)
-
-    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
-        process, log = self.running.pop(name)
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        log.close()
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.kill(name)
-
-
-@pytest.fixture
-def airflow_home(tmp_path: Path) -> Path:
-    home = tmp_path / "airflow-home"
-    (home / "dags").mkdir(parents=True)
-    (home / "logs").mkdir()
-    return home
-
-
-@pytest.fixture
-def emulator_process() -> Iterator[EmulatorProcess]:
-    # 30 requests at 1 per second: long enough to kill and restart a triggerer in the middle.
-    with EmulatorProcess(processing_rate=1) as emulator:
-        yield emulator
-
-
-def airflow_env(home: Path, emulator: EmulatorProcess, port: int) -> dict[str, str]:
-    # Nothing from the test session's own Airflow settings (unit-test mode, its database) leaks in.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            # A killed triggerer's triggers go to a live one after this many seconds of silence.
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW_CONN_XAI_DEFAULT": json.dumps(
-                {"conn_type": "xai", "password": emulator.api_key, "host": emulator.url}
-            ),
-        }
-    )
-    return env
-
-
-def query(database: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    if not database.exists():
-        return []
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
-        try:
-            return connection.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:  # schema not there yet, or briefly locked
-            return []
-
-
-def trigger_logs(home: Path) -> dict[str, str]:
-    """The sensor's trigger logs, one file per triggerer that ran its trigger."""
+def states(airflow: AirflowDeployment, run_id: str) -> dict[str, tuple[str | None, int]]:
     return {
-        path.name: path.read_text(errors="replace")
-        for path in (home / "logs").rglob("attempt=*.log.trigger.*.log")
-        if "task_id=wait" in str(path)
+        ti["task_id"]: (ti["state"], ti["try_number"]) for ti in airflow.api.task_instances(DAG_ID, run_id)
     }
 
 
 @pytest.mark.skipif(airflow_version() < (3, 3), reason="runs real processes on the newest Airflow only")
-@pytest.mark.timeout(420)
-def test_deferred_sensor_survives_a_triggerer_crash(
-    airflow_home: Path, emulator_process: EmulatorProcess, tmp_path: Path
-) -> None:
-    database = airflow_home / "airflow.db"
-    logs = tmp_path / "process-logs"
-    logs.mkdir()
-    (airflow_home / "dags" / f"{DAG_ID}.py").write_text(
-        DAG_SOURCE.format(dag_id=DAG_ID, requests=chat_rows(30))
-    )
-    processes = Processes(airflow_env(airflow_home, emulator_process, free_port()), logs)
-    try:
-        processes.run("db", "migrate")
-        processes.start("api-server", "api-server")
-        processes.start("scheduler", "scheduler")
-        processes.start("dag-processor", "dag-processor")
-        processes.start("triggerer-1", "triggerer")
-        wait_for(
-            "the DAG to be parsed",
-            lambda: query(database, "SELECT 1 FROM dag WHERE dag_id = ? AND is_paused = 0", DAG_ID),
-            120,
-            logs,
+@pytest.mark.timeout(480)
+def test_deferred_sensor_survives_a_triggerer_crash(tmp_path: Path) -> None:
+    with AirflowDeployment(tmp_path) as airflow:
+        # 30 requests at 1 per second: long enough to kill and restart a triggerer in the middle.
+        emulator = EmulatorProcess(airflow.processes, "xai-waiting-key-0123", processing_rate=1).start()
+        airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
+        (airflow.dags_folder / f"{DAG_ID}.py").write_text(
+            DAG_SOURCE.format(dag_id=DAG_ID, requests=chat_rows(30))
         )
-        processes.run("dags", "trigger", DAG_ID, timeout=120)
+        airflow.start()
+        airflow.wait_for_dags({DAG_ID})
+        run_id = airflow.api.trigger(DAG_ID)["dag_run_id"]
 
-        wait_for(
-            "the sensor to defer",
-            lambda: query(
-                database, "SELECT 1 FROM task_instance WHERE task_id = 'wait' AND state = 'deferred'"
-            ),
-            150,
-            logs,
+        airflow.wait_for(
+            "the sensor to defer", lambda: states(airflow, run_id).get("wait", ("",))[0] == "deferred", 150
         )
         # The first triggerer has really taken the trigger over once it polls the batch
         # (the sensor itself reads the batch once before deferring).
-        wait_for("the trigger to poll", lambda: emulator_process.calls("get_batch") >= 3, 60, logs)
-        processes.kill("triggerer-1", signal.SIGKILL)
-        polls_at_crash = emulator_process.calls("get_batch")
-        assert query(database, "SELECT state FROM task_instance WHERE task_id = 'wait'") == [("deferred",)]
+        airflow.wait_for("the trigger to poll", lambda: emulator.calls("get_batch") >= 3, 60)
+        airflow.kill("triggerer-1")
+        polls_at_crash = emulator.calls("get_batch")
+        assert states(airflow, run_id)["wait"][0] == "deferred"
 
-        processes.start("triggerer-2", "triggerer")
-        wait_for(
-            "the DAG run to finish",
-            lambda: query(
-                database, "SELECT state FROM dag_run WHERE dag_id = ? AND state != 'running'", DAG_ID
-            ),
-            180,
-            logs,
-        )
-        rows = query(
-            database, "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?", DAG_ID
-        )
-        assert sorted(rows) == [("done", "success", 1), ("make", "success", 1), ("wait", "success", 1)]
-        assert query(database, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID) == [("success",)]
-        assert emulator_process.calls("get_batch") > polls_at_crash  # the new triggerer took over
+        airflow.start_component("triggerer")
+        run = airflow.wait_for_run(DAG_ID, run_id, timeout=180)
+        assert states(airflow, run_id) == {
+            "make": ("success", 1),
+            "wait": ("success", 1),
+            "done": ("success", 1),
+        }
+        assert run["state"] == "success"
+        assert emulator.calls("get_batch") > polls_at_crash  # the new triggerer took over
         # Both triggerers ran the trigger (one log each); only the second one fired, exactly once.
-        runs = trigger_logs(airflow_home)
+        runs = {
+            path.name: path.read_text(errors="replace")
+            for path in airflow.task_log_files(DAG_ID, "wait")
+            if ".trigger." in path.name
+        }
         assert len(runs) == 2, sorted(runs)
         assert sum(text.count(FIRED) for text in runs.values()) == 1
-        assert emulator_process.calls("create_batch") == 1
-    finally:
-        processes.stop_all()
+        assert emulator.calls("create_batch") == 1
