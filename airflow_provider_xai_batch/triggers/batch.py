@@ -36,6 +36,7 @@ from airflow_provider_xai_batch.client import (
     XAIServerError,
 )
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.triggers.shared_polls import SHARED_POLLS
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_TRANSIENT_ERRORS = 10
@@ -290,7 +291,10 @@ class XAIBatchTrigger(BaseTrigger):
         renewed = False
         while True:
             try:
-                batch = await lease[0].client.get_batch(self.batch_id)
+                # Waits on the same batch in this triggerer share one call per poll interval.
+                batch = await SHARED_POLLS.get_batch(
+                    lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=self.poll_interval / 2
+                )
             except TRANSIENT_ERRORS as exc:
                 failures += 1
                 last_error = exc
