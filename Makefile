@@ -15,7 +15,7 @@ $(UV):
 
 $(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test,common-ai,openlineage]'
+	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test,distributed,common-ai,openlineage]'
 	touch $@
 
 $(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt

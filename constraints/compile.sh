@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv=.venv-tools/bin/uv
+# The distributed tests (Celery, Redis, PostgreSQL) run on the newest leg only.
 for version in 3.3 3.0; do
-  "$uv" pip compile -q pyproject.toml --extra test -c "constraints/airflow-$version.in" \
+  extras=(--extra test)
+  [ "$version" = 3.3 ] && extras+=(--extra distributed)
+  "$uv" pip compile -q pyproject.toml "${extras[@]}" -c "constraints/airflow-$version.in" \
     --python-version 3.11 --no-header -o "constraints/airflow-$version.txt"
 done

@@ -33,6 +33,7 @@ from airflow_provider_xai_batch.client.errors import (
 )
 from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_request
 from airflow_provider_xai_batch.client.located import LocatedRequest
+from airflow_provider_xai_batch.client.pacing import SharedWindowPacer
 from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
 from airflow_provider_xai_batch.client.protocol import ApiCall
 from airflow_provider_xai_batch.client.rejections import Where
@@ -145,15 +146,14 @@ class ClientCore:
         if max_retries is not None:
             self.retry_policy.max_retries = max_retries
         self._monotonic = monotonic
-        self._limiters: dict[str, SlidingWindowLimiter] = {}
+        self._limiters: dict[str, SlidingWindowLimiter | SharedWindowPacer] = {}
         if self.limits.create_calls:
             self._limiters["create"] = SlidingWindowLimiter(
                 self.limits.create_calls, self.limits.create_window_seconds
             )
         if self.limits.add_calls:
-            self._limiters["add"] = SlidingWindowLimiter(
-                self.limits.add_calls, self.limits.add_window_seconds
-            )
+            # The add limit is the team's, shared with every worker adding at the same time.
+            self._limiters["add"] = SharedWindowPacer(self.limits.add_calls, self.limits.add_window_seconds)
         self._limiter_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the key
@@ -188,6 +188,12 @@ class ClientCore:
         with self._limiter_lock:
             return limiter.reserve(self._monotonic())
 
+    def _throttled(self, call: ApiCall) -> None:
+        limiter = self._limiters.get(call.pace) if call.pace else None
+        if isinstance(limiter, SharedWindowPacer):
+            with self._limiter_lock:
+                limiter.throttled(self._monotonic())
+
     def _request_kwargs(self, call: ApiCall, *, asynchronous: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"params": call.params}
         if isinstance(call.content, protocol.BodyChunks):
@@ -215,6 +221,8 @@ class ClientCore:
             secret=self._api_key,
             origin=self.origin,
         )
+        if response.status_code == 429:
+            self._throttled(call)
         retry_after = getattr(error, "retry_after", None)
         delay = self.retry_policy.retry_delay(
             attempt, status_code=response.status_code, retry_after=retry_after

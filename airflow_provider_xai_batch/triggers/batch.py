@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_xai_batch.client import AsyncXAIBatchClient, Batch
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.client_pool import SHARED_CLIENTS, SharedClient
+from airflow_provider_xai_batch.triggers.shared_polls import SHARED_POLLS
 from airflow_provider_xai_batch.waiting import (
     DEFAULT_MAX_TRANSIENT_ERRORS,
     DEFAULT_POLL_INTERVAL,
@@ -129,7 +130,10 @@ class XAIBatchTrigger(BaseTrigger):
         next_progress_log = 0.0
         while True:
             try:
-                batch: Batch = await lease[0].client.get_batch(self.batch_id)
+                # Waits on the same batch in this triggerer share one call per poll interval.
+                batch: Batch = await SHARED_POLLS.get_batch(
+                    lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=self.poll_interval / 2
+                )
             except Exception as exc:
                 step = poller.on_error(exc, now=time.time())
             else:
