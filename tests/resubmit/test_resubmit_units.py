@@ -71,3 +71,33 @@ def test_a_row_served_twice_counts_once_and_disorder_is_refused() -> None:
     assert [(o.request_id, o.attempts) for o in merge_rounds(twice)] == [("a", 1), ("b", 1)]
     with pytest.raises(ResultsOutOfOrderError, match="not sorted"):
         list(merge_rounds([[RoundRow("b", 0, 1), RoundRow("a", 0, 2)]]))
+
+
+def _chat_row(request_id: str, text: str) -> dict[str, object]:
+    body = {"model": "grok-4.3", "messages": [{"role": "user", "content": text}]}
+    return {"batch_request_id": request_id, "batch_request": {"chat_get_completion": body}}
+
+
+def test_the_emulator_fails_a_transient_marker_once_then_lets_it_succeed_in_a_later_batch() -> None:
+    from airflow_provider_xai_batch.emulator.clock import ManualClock
+    from airflow_provider_xai_batch.emulator.config import EmulatorConfig
+    from airflow_provider_xai_batch.emulator.state import BatchService
+
+    service = BatchService(EmulatorConfig(create_rate_limit=0), ManualClock(1_788_000_000))
+    rows = [_chat_row("t", "[[fail-transient]] busy"), _chat_row("p", "[[fail]] broken")]
+
+    def errors(batch_id: str) -> dict[str, object]:
+        results = service.list_results(batch_id)["results"]
+        return {row["batch_request_id"]: row["batch_result"].get("error") for row in results}
+
+    first = service.create_batch("first")["batch_id"]
+    service.add_requests(first, rows)
+    service.add_requests(first, rows)  # an identical re-add is a no-op: it does not use up the failure
+    assert errors(first) == {
+        "t": PROCESSING_ERROR,
+        "p": "Request failed while processing: the prompt contains [[fail]]",
+    }
+    second = service.create_batch("second")["batch_id"]
+    service.add_requests(second, rows)
+    assert errors(second) == {"t": None, "p": "Request failed while processing: the prompt contains [[fail]]"}
+    assert is_passing_error(str(errors(first)["t"])) and not is_passing_error(str(errors(second)["p"]))
