@@ -99,20 +99,27 @@ def dag_source(
     )
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["poll", "deferrable"])
+@pytest.mark.parametrize(
+    ("deferrable", "input_mode"),
+    [(False, "inline"), (True, "inline"), (True, "file")],
+    ids=["poll", "deferrable", "file-batch"],
+)
 def test_only_passing_failures_are_resent_and_the_results_show_each_request_once(
-    run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, tmp_path: Path, deferrable: bool
-) -> None:
+    run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, tmp_path: Path,
+    deferrable: bool, input_mode: str,
+) -> None:  # fmt: skip
+    emulator.config.update({"file_ingest_seconds": 0.5})
     ids = write_input(tmp_path / "in.jsonl")
     source = dag_source(
         "resubmit_mixed", tmp_path, input=f"source={str(tmp_path / 'in.jsonl')!r}",
-        options="resubmit_failed=2", deferrable=deferrable,
+        options=f"resubmit_failed=2, input_mode={input_mode!r}", deferrable=deferrable,
     )  # fmt: skip
 
     run = run_dag(source, "resubmit_mixed")
 
     assert run.state == "success", states(run)
     first, second = batches(emulator)  # nothing was left after round 1: no third batch
+    assert bool(first.get("input_file_id")) == (input_mode == "file") and not second.get("input_file_id")
     assert sorted(request_ids(emulator, second["batch_id"])) == sorted(ids[i] for i in TRANSIENT)
     assert second["name"].startswith("resubmit-round-1-")
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
