@@ -82,6 +82,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "xAI Batch",
                 "python-modules": [
                     "airflow_provider_xai_batch.operators.batch",
+                    "airflow_provider_xai_batch.operators.files",
                     "airflow_provider_xai_batch.operators.results",
                 ],
             }

@@ -59,6 +59,10 @@ URL_KINDS: dict[str, str] = {
 TOKEN_LIMIT_KEYS: tuple[str, ...] = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 FAIL_MARKER = "[[fail]]"
 _FAIL_MARKER_BYTES = FAIL_MARKER.encode()
+# A passing failure: the request fails with an internal error the first time the service processes
+# it, and succeeds when the same request comes again in a later batch.
+TRANSIENT_FAIL_MARKER = "[[fail-transient]]"
+_TRANSIENT_FAIL_MARKER_BYTES = TRANSIENT_FAIL_MARKER.encode()
 SNIPPET_CHARS = 60
 ANSWER_PREFIX = "Emulated answer to: "
 
@@ -105,6 +109,8 @@ class PreparedRequest(NamedTuple):
     b64_images: bool
     # Set when the request is bound to fail while processing (found then, not when added).
     fixed_error: str | None
+    # The prompt holds TRANSIENT_FAIL_MARKER: fails once, then succeeds in a later batch.
+    fails_transiently: bool = False
 
 
 # One encoder for every request: json.dumps would build a new one per call when options are given.
@@ -172,6 +178,7 @@ def prepare_request(
         image_count=image_count,
         b64_images=body.get("response_format") == "b64_json",
         fixed_error=_processing_error(kind, body, texts, canonical),
+        fails_transiently=_TRANSIENT_FAIL_MARKER_BYTES in canonical,
     )
 
 

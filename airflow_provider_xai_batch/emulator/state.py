@@ -94,6 +94,8 @@ class BatchService:
         self._files: dict[str, _File] = {}
         self._file_order: list[str] = []
         self._rate_windows: dict[str, deque[float]] = {route: deque() for route in RATE_LIMITED_ROUTES}
+        # (request id, content digest) of [[fail-transient]] requests that already failed once.
+        self._failed_transiently: set[tuple[str, bytes]] = set()
 
     def reset(self) -> None:
         """Forget every batch, file and rate window."""
@@ -104,6 +106,7 @@ class BatchService:
             self._file_order.clear()
             for window in self._rate_windows.values():
                 window.clear()
+            self._failed_transiently.clear()
 
     # -- rate limits -----------------------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class BatchService:
                     raise failed_precondition(
                         f"batch_request_id '{request_id}' content differs from originally submitted"
                     )
-            outcomes = [self._outcome(batch_id, request.batch_request_id) for request in admitted]
+            outcomes = [self._outcome(batch_id, request) for request in admitted]
             store.extend(admitted, added_at=now, outcomes=outcomes)
             return {}
 
@@ -395,7 +398,13 @@ class BatchService:
         # A stable id derived from the key; the key itself is never shown.
         return str(uuid.UUID(bytes=hashlib.sha256(self.config.api_key.encode()).digest()[:16]))
 
-    def _outcome(self, batch_id: str, request_id: str) -> int:
+    def _outcome(self, batch_id: str, request: PreparedRequest) -> int:
+        request_id = request.batch_request_id
+        if request.fails_transiently:
+            key = (request_id, request.digest)
+            if key not in self._failed_transiently:
+                self._failed_transiently.add(key)
+                return FAILS_BY_RATE  # answered with PROCESSING_ERROR, an internal error
         rate = self.config.error_rate
         if rate <= 0:
             return SUCCEEDS
@@ -423,7 +432,7 @@ class BatchService:
             # would keep a user's sensor waiting until its timeout.
             reason = f"the file could not be read ({type(error).__name__})"
         else:
-            outcomes = [self._outcome(batch.batch_id, request.batch_request_id) for request in prepared]
+            outcomes = [self._outcome(batch.batch_id, request) for request in prepared]
             batch.requests.extend(prepared, added_at=at, outcomes=outcomes)
             return
         batch.cancel_by_xai_message = f"JSONL file validation failed: {reason}"

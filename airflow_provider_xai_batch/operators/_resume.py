@@ -101,13 +101,15 @@ def create_or_reattach(
     *,
     input_file_id: str | None = None,
     log: LogLike | None = None,
+    state_key: str = BATCH_ID_STATE_KEY,
 ) -> Batch:
     """The batch of this task instance: the one an earlier try created if still usable, else a new one.
 
     The batch is named :func:`batch_name_for` ``(name, context)``. Its id is kept in the task state
     store when Airflow has one (>= 3.3). On a retry (try number above 1) without a usable stored
     id, a usable batch with the same name is reused. The first try skips the name lookup: no
-    earlier try can have created anything, and listing a team's batches costs calls.
+    earlier try can have created anything, and listing a team's batches costs calls. A task that
+    makes several batches keeps each under its own ``state_key`` (and gives each its own ``name``).
 
     >>> batch = create_or_reattach(hook, "nightly-eval", context, log=self.log)  # doctest: +SKIP
     >>> batch.name  # doctest: +SKIP
@@ -115,7 +117,7 @@ def create_or_reattach(
     """
     full_name = batch_name_for(name, context)
     store = context.get("task_state_store")
-    stored_id = store.get(BATCH_ID_STATE_KEY) if store is not None else None
+    stored_id = store.get(state_key) if store is not None else None
     batch: Batch | None = None
     if isinstance(stored_id, str) and stored_id:
         batch = _usable_batch(hook, stored_id, log)
@@ -133,5 +135,5 @@ def create_or_reattach(
         if log is not None:
             log.info("created batch %s named %s", batch.batch_id, full_name)
     if store is not None and stored_id != batch.batch_id:
-        store.set(BATCH_ID_STATE_KEY, batch.batch_id)
+        store.set(state_key, batch.batch_id)
     return batch

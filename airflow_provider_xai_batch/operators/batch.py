@@ -27,7 +27,7 @@ __all__ = [
 
 
 class XAICreateBatchOperator(BaseOperator):
-    """Create an inline batch; returns its id (pushed to XCom).
+    """Create an inline batch, or a file batch from an uploaded file; returns its id (pushed to XCom).
 
     A retry of the same task instance re-attaches to the batch its earlier try created, as long as
     that batch is usable (not cancelled, failed or expired), instead of creating another:
@@ -43,24 +43,34 @@ class XAICreateBatchOperator(BaseOperator):
     another ``name`` (or cancel the old batch) to start afresh.
 
     :param name: the batch name (templated); a per-task-instance suffix is appended.
+    :param input_file_id: an uploaded file's id (templated; e.g. ``XAIUploadFileOperator``'s
+        output): creates a file batch from it, sealed to further adds. ``None``: an inline batch.
     :param xai_conn_id: the ``xai`` connection.
 
     >>> create = XAICreateBatchOperator(task_id="create", name="nightly-eval-{{ ds }}")  # doctest: +SKIP
     """
 
-    template_fields: Sequence[str] = ("name",)
+    template_fields: Sequence[str] = ("name", "input_file_id")
     ui_color = "#d9e3f0"
 
     def __init__(
-        self, *, name: str, xai_conn_id: str = XAIBatchHook.default_conn_name, **kwargs: Any
+        self,
+        *,
+        name: str,
+        input_file_id: str | None = None,
+        xai_conn_id: str = XAIBatchHook.default_conn_name,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.name = name
+        self.input_file_id = input_file_id
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> str:
         with task_hook(self.xai_conn_id) as hook:
-            batch = create_or_reattach(hook, self.name, context, log=self.log)
+            batch = create_or_reattach(
+                hook, self.name, context, input_file_id=self.input_file_id or None, log=self.log
+            )
         return batch.batch_id
 
 

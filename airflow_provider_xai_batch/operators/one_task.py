@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +11,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.operators import _resubmit
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
+from airflow_provider_xai_batch.operators.files import upload_input
 from airflow_provider_xai_batch.results.writer import export_results
 from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
@@ -72,6 +74,14 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         sensor's timeout). The batch keeps running; clearing the task re-attaches to it and waits
         again. ``None`` waits as long as it takes.
     :param cancel_on_kill: Cancel the batch when the task is killed (while deferred: Airflow 3.3+).
+    :param input_mode: ``"inline"`` adds the requests to an inline batch; ``"file"`` uploads the
+        input as one JSONL file (see :class:`~airflow_provider_xai_batch.operators.files.XAIUploadFileOperator`)
+        and creates a file batch from it.
+    :param resubmit_failed: After the batch ends, send the requests that failed for a passing reason
+        again in a follow-up batch, up to this many times (``0``: never). The results then show
+        each request once, with its final outcome and ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`.
+    :param resubmit_if: Decides from a failed request's error whether to resend it; default
+        :func:`airflow_provider_xai_batch.resubmit.is_passing_error`.
     :param xai_conn_id: The ``xai`` connection.
 
     >>> run_batch = XAIBatchOperator(  # doctest: +SKIP
@@ -110,11 +120,28 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         poll_interval: float = 60,
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
+        input_mode: str = "inline",
+        resubmit_failed: int = 0,
+        resubmit_if: Callable[[str], bool] | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         require_one_input(requests, source, type(self).__name__)
+        # -- file batches and follow-up rounds
+        if input_mode not in ("inline", "file"):
+            raise ValueError(
+                f"{type(self).__name__}: input_mode must be 'inline' or 'file', not {input_mode!r}"
+            )
+        if isinstance(resubmit_failed, bool) or not isinstance(resubmit_failed, int) or resubmit_failed < 0:
+            raise ValueError(f"{type(self).__name__}: resubmit_failed must be a whole number >= 0")
+        if resubmit_failed and not wait_for_completion:
+            raise ValueError(f"{type(self).__name__}: resubmit_failed needs wait_for_completion=True")
+        self.input_mode = input_mode
+        self.resubmit_failed = resubmit_failed
+        self.resubmit_if = resubmit_if
+        self.resume_kwargs: dict[str, Any] | None = None
+        # --
         if output_path is not None and not wait_for_completion:
             raise ValueError(f"{type(self).__name__}: output_path needs wait_for_completion=True")
         if poll_interval <= 0:
@@ -135,24 +162,42 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         with task_hook(self.xai_conn_id) as hook:
-            # Everything is checked before the batch exists: bad input leaves nothing on the account.
-            validated = validate_input(
-                hook,
-                requests=self.requests,
-                source=self.source,
-                source_conn_id=self.source_conn_id,
-                source_label=xcom_source_label(context),
-                log=self.log,
-            )
-            if validated.is_empty:
+            batch_id = self._submit(hook, context)
+            if batch_id is None:
                 return self._no_input()
-            batch = create_or_reattach(hook, self.name, context, log=self.log)
-            self.batch_id = batch.batch_id
-            send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
             if not self.wait_for_completion:
-                return hook.get_batch(batch.batch_id).to_xcom()
+                return hook.get_batch(batch_id).to_xcom()
             end_time = time.time() + self.timeout if self.timeout is not None else None
-            return self._finish(hook, self._wait(hook, batch.batch_id, end_time))
+            return self._finish(hook, self._wait(hook, batch_id, end_time), context)
+
+    def _submit(self, hook: XAIBatchHook, context: Context) -> str | None:
+        """Check the whole input, then create (or, on a retry, re-attach to) the batch and fill it.
+
+        Everything is checked before the batch exists, so bad input leaves nothing on the account.
+        ``None`` when the input holds no requests: then no batch is created at all.
+        """
+        if self.input_mode == "file":  # upload (or re-use this task's upload), then a sealed file batch
+            file_id = upload_input(
+                hook, context, requests=self.requests, source=self.source,
+                source_conn_id=self.source_conn_id, log=self.log,
+            )  # fmt: skip
+            batch = create_or_reattach(hook, self.name, context, input_file_id=file_id, log=self.log)
+            self.batch_id = batch.batch_id
+            return batch.batch_id
+        validated = validate_input(
+            hook,
+            requests=self.requests,
+            source=self.source,
+            source_conn_id=self.source_conn_id,
+            source_label=xcom_source_label(context),
+            log=self.log,
+        )
+        if validated.is_empty:
+            return None
+        batch = create_or_reattach(hook, self.name, context, log=self.log)
+        self.batch_id = batch.batch_id
+        send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
+        return batch.batch_id
 
     def _no_input(self) -> dict[str, Any] | None:
         """End at once when the input holds no requests: no batch, empty results if asked."""
@@ -203,17 +248,28 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
+            kwargs=self.resume_kwargs,  # the rounds so far, when resubmitting
             timeout=deferral_timeout(self.timeout),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, rounds: list[str] | None = None
+    ) -> Any:
         """Resume after the trigger: check its event, then write the results if asked."""
         batch = event_outcome(event, None)
         self.batch_id = str(batch["batch_id"])
         with task_hook(self.xai_conn_id) as hook:
-            return self._finish(hook, batch)
+            return self._finish(hook, batch, context, rounds)
 
-    def _finish(self, hook: XAIBatchHook, batch: dict[str, Any]) -> Any:
+    def _finish(
+        self,
+        hook: XAIBatchHook,
+        batch: dict[str, Any],
+        context: Context | None = None,
+        rounds: list[str] | None = None,
+    ) -> Any:
+        if self.resubmit_failed and context is not None:
+            return _resubmit.finish_rounds(self, hook, context, batch, rounds)
         if self.output_path is None:
             return batch
         return export_results(

@@ -1,0 +1,193 @@
+"""Export the results of a batch and its follow-up rounds as one: each request once, final outcome, attempts.
+
+The files and their publication are those of :func:`~airflow_provider_xai_batch.results.export_results`
+(staged, then moved into place, manifest last); each line gains ``"attempts"``, the number of
+batches the request was sent in, and the manifest gains the rounds::
+
+    {"batch_request_id": "q7", "kind": "chat_get_completion", "response": {...}, "attempts": 2}
+    {"batch_request_id": "q9", "error": "Maximum number of tokens ...", "attempts": 1}
+
+>>> manifest = export_rounds(client, ["batch_a", "batch_b"], "s3://bucket/out")  # doctest: +SKIP
+>>> manifest["rounds"][1]["requests"], manifest["recovered"]  # doctest: +SKIP
+(12, 11)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_xai_batch.client import Batch, BatchResult, XAIBatchClient
+from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
+from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile
+from airflow_provider_xai_batch.results.writer import (
+    FAILED_FILE,
+    MANIFEST_FILE,
+    SUCCEEDED_FILE,
+    BatchNotFinishedError,
+    LoggerLike,
+    RowCounts,
+    build_manifest,
+    resolve_output_folder,
+)
+
+_log = logging.getLogger(__name__)
+_encode_lines = msgspec.json.Encoder().encode_lines
+_LINES_PER_WRITE = 1000
+
+
+def _round_rows(
+    client: XAIBatchClient, batch_id: str, round_number: int, seen: Counter[int]
+) -> Iterator[RoundRow]:
+    for page in client.iter_raw_result_pages(batch_id):
+        for row in page:
+            request_id = row.get("batch_request_id") if isinstance(row, dict) else None
+            if isinstance(request_id, str):
+                seen[round_number] += 1
+                yield RoundRow(request_id, round_number, row)
+
+
+def _line(outcome: FinalOutcome, counts: RowCounts) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The succeeded or failed line of one final outcome; ``counts`` adds it up."""
+    result = BatchResult.model_validate(outcome.row)
+    if result.succeeded:
+        counts.succeeded += 1
+        counts.cost_ticks += result.cost_in_usd_ticks
+        line = {
+            "batch_request_id": outcome.request_id,
+            "kind": result.response_kind,
+            "response": result.response,
+            "attempts": outcome.attempts,
+        }
+        return line, None
+    counts.failed += 1
+    counts.cancelled += result.is_cancelled
+    return None, {
+        "batch_request_id": outcome.request_id,
+        "error": result.error or "",
+        "attempts": outcome.attempts,
+    }
+
+
+def _settled_total(batch: Batch) -> int:
+    state = batch.state
+    return state.num_success + state.num_error + state.num_cancelled
+
+
+def export_rounds(
+    client: XAIBatchClient,
+    batch_ids: Sequence[str],
+    output_path: ObjectStoragePath | str,
+    *,
+    output_conn_id: str | None = None,
+    log: logging.Logger | LoggerLike | None = None,
+) -> dict[str, Any]:
+    """Write the final outcome of every request of ``batch_ids`` (round 0 first) under ``output_path``.
+
+    Every round must be finished. Returns the manifest: the usual keys (``batch_id`` is round 0's),
+    plus ``rounds`` (each batch with its size and counts), ``attempts`` (how many requests took
+    1, 2 ... attempts), ``resubmitted`` and ``recovered`` (resent, and finally succeeded).
+    """
+    logger: LoggerLike = log if log is not None else _log
+    if not batch_ids:
+        raise ValueError("export_rounds needs at least one batch")
+    batches = [client.get_batch(batch_id) for batch_id in batch_ids]
+    for batch in batches:
+        if not batch.status.is_terminal:
+            raise BatchNotFinishedError(batch)
+    folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
+    folder.fs.makedirs(folder.root, exist_ok=True)
+    folder.remove_stale_staging(logger)
+    token = uuid.uuid4().hex[:12]
+    staged: list[StagedFile] = []
+    counts = RowCounts()
+    attempts: Counter[int] = Counter()
+    seen: Counter[int] = Counter()
+    recovered = 0
+    try:
+        succeeded = StagedFile(folder, SUCCEEDED_FILE, token)
+        staged.append(succeeded)
+        failed = StagedFile(folder, FAILED_FILE, token)
+        staged.append(failed)
+        streams = [_round_rows(client, batch_id, number, seen) for number, batch_id in enumerate(batch_ids)]
+        good: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
+        for outcome in merge_rounds(streams):
+            ok, failure = _line(outcome, counts)
+            attempts[outcome.attempts] += 1
+            if ok is not None:
+                good.append(ok)
+                recovered += outcome.attempts > 1
+            else:
+                bad.append(failure or {})
+            if len(good) + len(bad) >= _LINES_PER_WRITE:
+                succeeded.write(_encode_lines(good))
+                failed.write(_encode_lines(bad))
+                good, bad = [], []
+        succeeded.write(_encode_lines(good))
+        failed.write(_encode_lines(bad))
+        succeeded.close()
+        failed.close()
+
+        rounds = [
+            {
+                "round": number,
+                "batch_id": batch.batch_id,
+                "name": batch.name,
+                "requests": batch.state.num_requests,
+                "succeeded": batch.state.num_success,
+                "failed": batch.state.num_error + batch.state.num_cancelled,
+                "results_read": seen[number],
+            }
+            for number, batch in enumerate(batches)
+        ]
+        notes = [
+            f"round {item['round']} (batch {item['batch_id']}): the batch counts {_settled_total(batch)} "
+            f"results, {item['results_read']} read"
+            for item, batch in zip(rounds, batches, strict=True)
+            if item["results_read"] != _settled_total(batch)
+        ]
+        expected = {"total": _settled_total(batches[0])}
+        reconciled = not notes and counts.total == expected["total"]
+        manifest = build_manifest(
+            batches[0],
+            counts,
+            {"succeeded": succeeded, "failed": failed},
+            partial=False,
+            reconciled=reconciled,
+            expected=expected,
+            notes=notes,
+        )
+        manifest["rounds"] = rounds
+        manifest["attempts"] = {str(number): attempts[number] for number in sorted(attempts)}
+        manifest["resubmitted"] = sum(count for number, count in attempts.items() if number > 1)
+        manifest["recovered"] = recovered
+        manifest_file = StagedFile(folder, MANIFEST_FILE, token)
+        staged.append(manifest_file)
+        manifest_file.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+        manifest_file.close()
+        folder.remove(MANIFEST_FILE)
+        succeeded.publish()
+        failed.publish()
+        manifest_file.publish()
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    logger.info(
+        "%d succeeded, %d failed (%d resent, %d of them recovered) over %d round(s), written to %s",
+        counts.succeeded,
+        counts.failed,
+        manifest["resubmitted"],
+        recovered,
+        len(batch_ids),
+        folder.uri(),
+    )
+    return manifest
