@@ -128,12 +128,16 @@ class XAIBatchTrigger(BaseTrigger):
     async def _poll(self, poller: BatchPoller, lease: list[SharedClient]) -> dict[str, Any]:
         seen_status: str | None = None
         next_progress_log = 0.0
+        last_answer = -float("inf")
         while True:
             try:
-                # Waits on the same batch in this triggerer share one call per poll interval.
+                # Waits on the same batch in this triggerer share one call per poll interval, but a
+                # wait never takes back an answer it already had (as at a deadline that cut a sleep).
+                fresh_for = min(self.poll_interval / 2, time.monotonic() - last_answer)
                 batch: Batch = await SHARED_POLLS.get_batch(
-                    lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=self.poll_interval / 2
+                    lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=fresh_for
                 )
+                last_answer = time.monotonic()
             except Exception as exc:
                 step = poller.on_error(exc, now=time.time())
             else:

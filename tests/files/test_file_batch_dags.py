@@ -244,8 +244,10 @@ def test_a_retry_of_the_one_task_operator_re_uses_its_upload_and_its_batch(
     run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, quick_files: None,
     tmp_path: Path, out: Path,
 ) -> None:  # fmt: skip
-    # The first try uploads and creates the batch, then fails reading it back.
-    emulator.faults.inject("get_batch", status=400)
+    # The first try uploads, creates the batch and waits for it, then meets a passing 503 reading the
+    # results (no retries inside the client), which Airflow's retry handles.
+    xai_conn(max_retries=0)
+    emulator.faults.inject("list_results", status=503)
     source = write_jsonl(tmp_path / "in.jsonl", MIXED_ROWS)
     dag = (
         HEADER.format(out=str(out))

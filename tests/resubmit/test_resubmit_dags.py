@@ -167,14 +167,16 @@ def test_a_retry_re_attaches_to_the_rounds_already_made(
     run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, tmp_path: Path
 ) -> None:
     ids = write_input(tmp_path / "in.jsonl")
-    # The first try makes round 1 and waits for it, then fails while exporting.
+    # The first try makes round 1 and waits for it, then meets a passing 503 while exporting (no
+    # retries inside the client), which Airflow's retry handles.
+    xai_conn(max_retries=0)
     decide = emulator.faults.decide
     failed_once: list[int] = []
 
     def fail_the_export(route: str) -> FaultDecision | None:
         if route == "list_results" and emulator.calls("list_results") == 2 and not failed_once:
             failed_once.append(1)
-            return FaultDecision(status=400)
+            return FaultDecision(status=503)
         return decide(route)
 
     emulator.faults.decide = fail_the_export
