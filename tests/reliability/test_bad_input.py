@@ -25,6 +25,7 @@ from support.dags import run_dag_file, task_states
 from airflow_provider_xai_batch.client import XAIBatchClient
 from airflow_provider_xai_batch.client.errors import XAIInputError
 from airflow_provider_xai_batch.client.inputs import MAX_REQUEST_DEPTH, generated_request_id
+from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator
 
 OVER_25_MB = "x" * 25_000_001
@@ -546,6 +547,21 @@ def test_malformed_input_is_refused_before_any_add_call(
     assert message.startswith(
         f"{expected_source}, {case.position}: " if case.position else f"{expected_source}: "
     )
+    assert emulator.calls("add_requests") == 0
+    assert emulator.service.get_batch(batch_id)["state"]["num_requests"] == 0
+
+
+@pytest.mark.parametrize(("name", "requests", "reason", "where"), UNSENDABLE, ids=[u[0] for u in UNSENDABLE])
+def test_the_hook_refuses_what_json_cannot_carry_before_any_add_call(
+    name: str, requests: list[Any], reason: str, where: str, emulator: Any, xai_connection: str
+) -> None:
+    batch_id = emulator.service.create_batch(f"hook-{name}")["batch_id"]
+
+    with pytest.raises(XAIInputError) as info:
+        XAIBatchHook(xai_conn_id=xai_connection).add_requests(batch_id, iter(requests))
+
+    assert (info.value.source, info.value.position) == ("requests", where)
+    assert reason in str(info.value)
     assert emulator.calls("add_requests") == 0
     assert emulator.service.get_batch(batch_id)["state"]["num_requests"] == 0
 
