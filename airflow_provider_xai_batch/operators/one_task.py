@@ -18,10 +18,10 @@ from airflow_provider_xai_batch.sources import require_one_input, xcom_source_la
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
+    DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
     default_deferrable,
     deferral_timeout,
-    describe_batch,
     event_outcome,
 )
 
@@ -71,6 +71,8 @@ class XAIBatchOperator(BaseOperator):
         sensor's timeout). The batch keeps running; clearing the task re-attaches to it and waits
         again. ``None`` waits as long as it takes.
     :param cancel_on_kill: Cancel the batch when the task is killed (while deferred: Airflow 3.3+).
+    :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
+        whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
 
     >>> run_batch = XAIBatchOperator(  # doctest: +SKIP
@@ -110,6 +112,7 @@ class XAIBatchOperator(BaseOperator):
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -130,6 +133,7 @@ class XAIBatchOperator(BaseOperator):
         self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
         self.xai_conn_id = xai_conn_id
+        self.progress_interval = float(progress_interval)
         self.batch_id: str | None = None
 
     def execute(self, context: Context) -> Any:
@@ -170,7 +174,12 @@ class XAIBatchOperator(BaseOperator):
         When deferrable, the first poll still happens here (a batch that is already done needs no
         trip through the triggerer), then the wait moves to the triggerer.
         """
-        poller = BatchPoller(batch_id, poll_interval=self.poll_interval, end_time=end_time)
+        poller = BatchPoller(
+            batch_id,
+            poll_interval=self.poll_interval,
+            end_time=end_time,
+            progress_interval=self.progress_interval,
+        )
         while True:
             try:
                 batch = hook.get_batch(batch_id)
@@ -178,7 +187,8 @@ class XAIBatchOperator(BaseOperator):
                 step = poller.on_error(exc, now=time.time())
             else:
                 step = poller.on_batch(batch, now=time.time())
-                self.log.info("%s", describe_batch(batch))
+            if step.progress is not None:
+                self.log.info("%s", step.progress)
             if step.warning is not None:
                 self.log.warning("%s", step.warning)
             if step.event is not None:
@@ -200,6 +210,7 @@ class XAIBatchOperator(BaseOperator):
                 poll_interval=self.poll_interval,
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
+                progress_interval=self.progress_interval,
             ),
             method_name="execute_complete",
             timeout=deferral_timeout(self.timeout),
