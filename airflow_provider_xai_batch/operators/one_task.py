@@ -21,10 +21,10 @@ from airflow_provider_xai_batch.sources import require_one_input, xcom_source_la
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
+    DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
     default_deferrable,
     deferral_timeout,
-    describe_batch,
     event_outcome,
 )
 
@@ -82,6 +82,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         each request once, with its final outcome and ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`.
     :param resubmit_if: Decides from a failed request's error whether to resend it; default
         :func:`airflow_provider_xai_batch.resubmit.is_passing_error`.
+    :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
+        whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
 
     >>> run_batch = XAIBatchOperator(  # doctest: +SKIP
@@ -124,6 +126,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         resubmit_failed: int = 0,
         resubmit_if: Callable[[str], bool] | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -158,6 +161,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
         self.xai_conn_id = xai_conn_id
+        self.progress_interval = float(progress_interval)
         self.batch_id: str | None = None
 
     def execute(self, context: Context) -> Any:
@@ -216,7 +220,12 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         When deferrable, the first poll still happens here (a batch that is already done needs no
         trip through the triggerer), then the wait moves to the triggerer.
         """
-        poller = BatchPoller(batch_id, poll_interval=self.poll_interval, end_time=end_time)
+        poller = BatchPoller(
+            batch_id,
+            poll_interval=self.poll_interval,
+            end_time=end_time,
+            progress_interval=self.progress_interval,
+        )
         while True:
             try:
                 batch = hook.get_batch(batch_id)
@@ -224,7 +233,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 step = poller.on_error(exc, now=time.time())
             else:
                 step = poller.on_batch(batch, now=time.time())
-                self.log.info("%s", describe_batch(batch))
+            if step.progress is not None:
+                self.log.info("%s", step.progress)
             if step.warning is not None:
                 self.log.warning("%s", step.warning)
             if step.event is not None:
@@ -246,6 +256,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 poll_interval=self.poll_interval,
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
+                progress_interval=self.progress_interval,
             ),
             method_name="execute_complete",
             kwargs=self.resume_kwargs,  # the rounds so far, when resubmitting

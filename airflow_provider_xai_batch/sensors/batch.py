@@ -19,11 +19,11 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
+    DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
     PollStep,
     default_deferrable,
     deferral_timeout,
-    describe_batch,
     event_outcome,
 )
 
@@ -49,6 +49,8 @@ class XAIBatchSensor(BaseSensorOperator):
     :param deferrable: Defer to the triggerer; defaults to ``[operators] default_deferrable``.
     :param timeout: Seconds (or a ``timedelta``) before the sensor fails with a timeout;
         defaults to ``[sensors] default_timeout``.
+    :param progress_interval: Log progress (done/total, percent, rate, time left) whenever the
+        counts change, at most once per this many seconds.
 
     >>> wait = XAIBatchSensor(  # doctest: +SKIP
     ...     task_id="wait_for_batch",
@@ -70,6 +72,7 @@ class XAIBatchSensor(BaseSensorOperator):
         poke_interval: float | timedelta = 60,
         deferrable: bool | None = None,
         timeout: float | timedelta | None = None,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
         if timeout is not None:  # Airflow 3.0 refuses None; let its default stand instead
@@ -78,13 +81,22 @@ class XAIBatchSensor(BaseSensorOperator):
         self.batch_id = batch_id
         self.xai_conn_id = xai_conn_id
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.progress_interval = float(progress_interval)
+        self._poller: BatchPoller | None = None
 
     def _look(self) -> PollStep:
         """Poll the batch once (twice when the key was rotated); raise what no later poll can fix.
 
         Transient errors only log a warning: the next poke tries again, and ``timeout`` bounds it.
         """
-        poller = BatchPoller(self.batch_id, poll_interval=self.poke_interval, max_transient_errors=None)
+        if self._poller is None:  # one per wait, so progress lines span pokes
+            self._poller = BatchPoller(
+                self.batch_id,
+                poll_interval=self.poke_interval,
+                max_transient_errors=None,
+                progress_interval=self.progress_interval,
+            )
+        poller = self._poller
         with task_hook(self.xai_conn_id) as hook:
             step = self._poll(hook, poller)
             if step.renew:
@@ -92,10 +104,10 @@ class XAIBatchSensor(BaseSensorOperator):
                 step = self._poll(hook, poller)
             if step.error is not None:
                 raise step.error
+        if step.progress is not None:
+            self.log.info("%s", step.progress)
         if step.warning is not None:
             self.log.warning("%s", step.warning)
-        if poller.last is not None:
-            self.log.info("%s", describe_batch(poller.last))
         return step
 
     def _poll(self, hook: XAIBatchHook, poller: BatchPoller) -> PollStep:
@@ -131,6 +143,7 @@ class XAIBatchSensor(BaseSensorOperator):
                 xai_conn_id=self.xai_conn_id,
                 poll_interval=self.poke_interval,
                 end_time=end_time,
+                progress_interval=self.progress_interval,
             ),
             method_name="execute_complete",
             timeout=deferral_timeout(self.timeout),

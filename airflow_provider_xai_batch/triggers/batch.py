@@ -24,16 +24,14 @@ from airflow_provider_xai_batch.triggers.shared_polls import SHARED_POLLS
 from airflow_provider_xai_batch.waiting import (
     DEFAULT_MAX_TRANSIENT_ERRORS,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
-    describe_batch,
 )
 
 # Each poll may retry a blip quickly inside the client; longer trouble is the trigger's to pace.
 CLIENT_RETRIES_PER_POLL = 2
 # Airflow 3.3 bounds on_kill (``[triggerer] on_kill_timeout``, 30 s by default); stay inside it.
 CANCEL_TIMEOUT_SECONDS = 25.0
-# Progress lines between status changes, at most this often per trigger.
-PROGRESS_LOG_SECONDS = 300.0
 
 
 class XAIBatchTrigger(BaseTrigger):
@@ -52,6 +50,8 @@ class XAIBatchTrigger(BaseTrigger):
         which calls ``on_kill``; older versions have no such hook and leave the batch running).
     :param max_transient_errors: Consecutive failed polls (429, 5xx, network) tolerated, with
         capped exponential backoff, before an ``error`` event; other errors end the wait at once.
+    :param progress_interval: Log progress (done/total, percent, rate, time left) whenever the
+        counts change, at most once per this many seconds.
 
     >>> trigger = XAIBatchTrigger("batch_123", poll_interval=30, end_time=time.time() + 3600)
     >>> trigger.serialize()[0]
@@ -66,6 +66,7 @@ class XAIBatchTrigger(BaseTrigger):
         end_time: float | None = None,
         cancel_on_kill: bool = False,
         max_transient_errors: int = DEFAULT_MAX_TRANSIENT_ERRORS,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if poll_interval <= 0:
@@ -78,6 +79,7 @@ class XAIBatchTrigger(BaseTrigger):
         self.end_time = float(end_time) if end_time is not None else None
         self.cancel_on_kill = bool(cancel_on_kill)
         self.max_transient_errors = int(max_transient_errors)
+        self.progress_interval = float(progress_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments: ids, numbers and flags only, never a credential."""
@@ -90,6 +92,7 @@ class XAIBatchTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "cancel_on_kill": self.cancel_on_kill,
                 "max_transient_errors": self.max_transient_errors,
+                "progress_interval": self.progress_interval,
             },
         )
 
@@ -115,6 +118,7 @@ class XAIBatchTrigger(BaseTrigger):
             poll_interval=self.poll_interval,
             end_time=self.end_time,
             max_transient_errors=self.max_transient_errors,
+            progress_interval=self.progress_interval,
         )
         try:
             lease = [await SHARED_CLIENTS.acquire(self.xai_conn_id, self._polling_client)]
@@ -126,8 +130,6 @@ class XAIBatchTrigger(BaseTrigger):
             await SHARED_CLIENTS.release(self.xai_conn_id, lease[0])
 
     async def _poll(self, poller: BatchPoller, lease: list[SharedClient]) -> dict[str, Any]:
-        seen_status: str | None = None
-        next_progress_log = 0.0
         last_answer = -float("inf")
         while True:
             try:
@@ -142,13 +144,8 @@ class XAIBatchTrigger(BaseTrigger):
                 step = poller.on_error(exc, now=time.time())
             else:
                 step = poller.on_batch(batch, now=time.time())
-                # A line per status change, and progress at most every few minutes: hundreds of
-                # triggers share the triggerer's log.
-                status = batch.status.value
-                if not step.done and (status != seen_status or time.monotonic() >= next_progress_log):
-                    seen_status = status
-                    next_progress_log = time.monotonic() + PROGRESS_LOG_SECONDS
-                    self.log.info("%s", describe_batch(batch))
+            if step.progress is not None:
+                self.log.info("%s", step.progress)
             if step.warning is not None:
                 self.log.warning("%s", step.warning)
             if step.event is not None:

@@ -3,6 +3,7 @@
 - :mod:`.events`: the event contract (statuses, payload) and what an event means for the task.
 - :mod:`.poller`: given a batch or an error, whether the wait is over, how long to sleep, or
   whether to read the connection again.
+- :mod:`.progress`: when a wait logs progress, and the line (done/total, percent, rate, time left).
 - :mod:`.deferral`: the deferrable default and Airflow's backstop timeout for a deferred wait.
 
 The trigger (async, in the triggerer), the sensor's poke and the one-task operator's own loop all
@@ -32,20 +33,24 @@ from airflow_provider_xai_batch.waiting.poller import (
     PollStep,
     transient_backoff,
 )
+from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, ProgressLog, progress_line
 
 __all__ = [
     "DEFAULT_MAX_TRANSIENT_ERRORS",
     "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_PROGRESS_INTERVAL",
     "DEFERRAL_GRACE_SECONDS",
     "EVENT_STATUSES",
     "TRANSIENT_ERRORS",
     "BatchPoller",
     "PollStep",
+    "ProgressLog",
     "batch_event",
     "default_deferrable",
     "deferral_timeout",
     "describe_batch",
     "event_outcome",
     "outcome_of",
+    "progress_line",
     "transient_backoff",
 ]

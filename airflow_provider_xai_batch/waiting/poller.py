@@ -38,6 +38,7 @@ from airflow_provider_xai_batch.client import (
 )
 from airflow_provider_xai_batch.exceptions import error_kind
 from airflow_provider_xai_batch.waiting.events import batch_event, describe_batch
+from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, ProgressLog
 
 DEFAULT_POLL_INTERVAL = 60.0
 DEFAULT_MAX_TRANSIENT_ERRORS = 10
@@ -89,13 +90,15 @@ class PollStep:
     - ``renew``: read the connection again (the key may have been rotated) and poll at once.
     - otherwise: sleep ``delay`` seconds and poll again.
 
-    ``warning`` is a line worth logging at warning level (a transient failure).
+    ``progress`` is a line worth logging at info level (progress, or the final state), ``warning``
+    one worth a warning (a transient failure).
     """
 
     event: dict[str, Any] | None = None
     error: Exception | None = None
     renew: bool = False
     delay: float = 0.0
+    progress: str | None = None
     warning: str | None = None
 
     @property
@@ -115,6 +118,7 @@ class BatchPoller:
         ``None`` waits as long as it takes (or leaves the deadline to the caller).
     :param max_transient_errors: Consecutive transient failures (429, 5xx, network) tolerated,
         with capped exponential backoff, before the wait ends with ``error``; ``None`` never gives up.
+    :param progress_interval: Seconds between progress lines at most (see :class:`.ProgressLog`).
     :param poll_jitter: Spreads the poll interval; tests pass ``lambda delay: delay``.
     :param backoff_jitter: Spreads transient backoff delays.
 
@@ -133,6 +137,7 @@ class BatchPoller:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
         max_transient_errors: int | None = DEFAULT_MAX_TRANSIENT_ERRORS,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         poll_jitter: Callable[[float], float] = poll_jitter,
         backoff_jitter: Callable[[float], float] = backoff_jitter,
     ) -> None:
@@ -150,13 +155,16 @@ class BatchPoller:
         self.last: Batch | None = None
         self.last_error: Exception | None = None
         self.renewed = False
+        self.progress = ProgressLog(progress_interval)
 
     def on_batch(self, batch: Batch, *, now: float) -> PollStep:
         """Decide after a poll that returned the batch."""
         self.failures, self.last, self.last_error = 0, batch, None
         if batch.status.is_terminal:
-            return PollStep(event=batch_event("success", self.batch_id, batch, describe_batch(batch)))
-        return self._sleep(self._poll_jitter(self.poll_interval), now)
+            summary = describe_batch(batch)
+            return PollStep(event=batch_event("success", self.batch_id, batch, summary), progress=summary)
+        step = self._sleep(self._poll_jitter(self.poll_interval), now)
+        return dataclasses.replace(step, progress=self.progress.line(batch, now=now))
 
     def on_error(self, error: Exception, *, now: float) -> PollStep:
         """Decide after a poll that raised ``error``."""

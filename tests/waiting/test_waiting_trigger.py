@@ -219,6 +219,7 @@ def test_serialize_round_trip_holds_no_secret(emulator: Any, conn: str) -> None:
         end_time=1_800_000_000.5,
         cancel_on_kill=True,
         max_transient_errors=4,
+        progress_interval=30,
     )
     classpath, kwargs = trigger.serialize()
 
@@ -232,6 +233,7 @@ def test_serialize_round_trip_holds_no_secret(emulator: Any, conn: str) -> None:
         "end_time": 1_800_000_000.5,
         "cancel_on_kill": True,
         "max_transient_errors": 4,
+        "progress_interval": 30.0,
     }
     assert all(isinstance(value, (str, int, float, bool)) for value in kwargs.values())
     text = json.dumps(kwargs) + repr(trigger)
