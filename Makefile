@@ -7,7 +7,7 @@ VENV_OLD := .venv-airflow-3.0
 UV_VERSION := 0.13.8
 export UV_LINK_MODE := copy
 
-.PHONY: install install-oldest test test-newest test-oldest lint demo bench emulator clean constraints
+.PHONY: install install-oldest chromium test test-newest test-oldest lint demo bench emulator clean constraints
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,6 +26,10 @@ $(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
 install: $(VENV)/.installed
 install-oldest: $(VENV_OLD)/.installed
 
+# The browser test drives Debian's chromium (headless); installed only when it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
 lint: install
 	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags demo
@@ -39,7 +43,7 @@ test-newest: install
 test-oldest: install-oldest
 	$(VENV_OLD)/bin/python -m pytest -q -p no:cacheprovider -m "not airflow_processes and not slow"
 
-test: lint test-newest test-oldest
+test: chromium lint test-newest test-oldest
 
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
