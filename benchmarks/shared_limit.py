@@ -15,7 +15,10 @@ pacing (:class:`~airflow_provider_xai_batch.client.pacing.SharedWindowPacer`), i
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import API_KEY, Row, emulator_process, format_table, in_child
@@ -40,11 +43,11 @@ def sender(
     variant: str,
     limit: int,
     window: float,
-    start_at: float,
-    stop_at: float,
+    barrier: str,
+    duration: float,
     queue: Any,
 ) -> None:
-    """One worker: add one request per call until ``stop_at`` (wall-clock), report what happened."""
+    """One worker: add one request per call for ``duration`` seconds from the common start."""
     from airflow_provider_xai_batch.client import ClientLimits, XAIBatchClient
     from airflow_provider_xai_batch.client.policy import SlidingWindowLimiter
 
@@ -55,7 +58,7 @@ def sender(
         if variant == "before":
             # Today's pacing: the whole team limit, as if this client were alone.
             client._limiters["add"] = SlidingWindowLimiter(limit, window)
-        time.sleep(max(0.0, start_at - time.time()))
+        _, stop_at = _common_start(Path(barrier), sender_id, duration)
         index = 0
         while time.time() < stop_at:
             try:
@@ -67,7 +70,20 @@ def sender(
     queue.put({"accepted": accepted, "failed": failed})
 
 
-def _one_run(variant: str, senders: int, limit: int, window: float, windows: int) -> dict[str, Any]:
+def _common_start(barrier: Path, sender_id: int, duration: float) -> tuple[float, float]:
+    """Say this sender is ready, wait for the start time every sender shares; (start, stop)."""
+    (barrier / f"ready-{sender_id}").touch()
+    start_file = barrier / "start"
+    while not start_file.exists():
+        time.sleep(0.05)
+    start_at = float(start_file.read_text())
+    time.sleep(max(0.0, start_at - time.time()))
+    return start_at, start_at + duration
+
+
+def _one_run(
+    variant: str, senders: int, limit: int, window: float, windows: int, settle: float = 1.0
+) -> dict[str, Any]:
     import threading
 
     import httpx
@@ -78,23 +94,30 @@ def _one_run(variant: str, senders: int, limit: int, window: float, windows: int
         batch_id = httpx.post(f"{url}/v1/batches", json={"name": "shared"}, headers=headers).json()[
             "batch_id"
         ]
-        # Every process is up and has its client before the common start.
-        start_at = time.time() + 8.0
-        stop_at = start_at + windows * window
         reports: list[dict[str, Any]] = [{} for _ in range(senders)]
+        barrier = Path(tempfile.mkdtemp(prefix="xai-shared-limit-"))
+        duration = windows * window
 
         def run_sender(index: int) -> None:
             reports[index] = in_child(
-                sender, url, batch_id, index, variant, limit, window, start_at, stop_at, timeout=600
+                sender, url, batch_id, index, variant, limit, window, str(barrier), duration, timeout=600
             )
 
         threads = [threading.Thread(target=run_sender, args=(index,)) for index in range(senders)]
         for thread in threads:
             thread.start()
+        # Every process is up and has its client before the common start, however busy the machine.
+        while len(list(barrier.glob("ready-*"))) < senders:
+            time.sleep(0.05)
+        start_at = time.time() + settle
+        stop_at = start_at + duration
+        (barrier / "start.tmp").write_text(repr(start_at))
+        (barrier / "start.tmp").rename(barrier / "start")
         for thread in threads:
             thread.join()
         stats = httpx.get(f"{url}/_emulator/stats", headers=headers).json()
         batch = httpx.get(f"{url}/v1/batches/{batch_id}", headers=headers).json()
+    shutil.rmtree(barrier, ignore_errors=True)
     accepted = [moment for report in reports for moment in report["accepted"]]
     counted = sum(1 for moment in accepted if start_at + window <= moment < stop_at)
     in_batch = int(batch.get("state", {}).get("num_requests", batch.get("num_requests", 0)))
@@ -113,11 +136,17 @@ def _one_run(variant: str, senders: int, limit: int, window: float, windows: int
 
 
 def run(
-    limit: int = 50, window: float = 5.0, windows: int = 10, counts: tuple[int, ...] = SENDER_COUNTS
+    limit: int = 50,
+    window: float = 5.0,
+    windows: int = 10,
+    counts: tuple[int, ...] = SENDER_COUNTS,
+    settle: float = 1.0,
 ) -> list[Row]:
     rows: list[Row] = []
     for senders in counts:
-        measured = {variant: _one_run(variant, senders, limit, window, windows) for variant in VARIANTS}
+        measured = {
+            variant: _one_run(variant, senders, limit, window, windows, settle) for variant in VARIANTS
+        }
         after, before = measured["after"], measured["before"]
         rows.append(
             Row(
@@ -170,7 +199,11 @@ def main() -> None:
     parser.add_argument("--senders", default=",".join(map(str, SENDER_COUNTS)))
     args = parser.parse_args()
     counts = tuple(int(value) for value in args.senders.split(","))
-    print(format_table(run(args.limit, args.window, args.windows, counts)))
+    rows = run(args.limit, args.window, args.windows, counts)
+    print(format_table(rows))
+    for row in rows:
+        if row.metric.endswith("429"):
+            print(row.metric, row.notes)
 
 
 if __name__ == "__main__":
