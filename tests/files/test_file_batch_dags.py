@@ -244,8 +244,10 @@ def test_a_retry_of_the_one_task_operator_re_uses_its_upload_and_its_batch(
     run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, quick_files: None,
     tmp_path: Path, out: Path,
 ) -> None:  # fmt: skip
-    # The first try uploads and creates the batch, then fails reading it back.
-    emulator.faults.inject("get_batch", status=400)
+    # No retries inside the client: the first try uploads, then meets a transient error creating
+    # the batch, and Airflow's retry takes over.
+    xai_conn(max_retries=0)
+    emulator.faults.inject("create_batch", status=503)
     source = write_jsonl(tmp_path / "in.jsonl", MIXED_ROWS)
     dag = (
         HEADER.format(out=str(out))
@@ -261,7 +263,7 @@ with DAG("file_one_task_retry", schedule=None, start_date=pendulum.datetime(2026
     assert run.state == "success", states(run)
     assert tries(run)["run"] == 2
     assert emulator.calls("upload_file") == 1 and len(uploaded_files(emulator)) == 1
-    assert emulator.calls("create_batch") == 1 and len(all_batches(emulator)) == 1
+    assert emulator.calls("create_batch") == 2 and len(all_batches(emulator)) == 1
     manifest = json.loads((out / "results" / "manifest.json").read_text())
     assert manifest["succeeded"] == 5
 
