@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators._resume import name_suffix, task_instance_key
-from airflow_provider_xai_batch.sources import resolve_input, validate, xcom_source_label
+from airflow_provider_xai_batch.sources import ResolvedInput, resolve_input, validate, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.uploads import (
     MAX_FILE_BYTES,
@@ -33,7 +33,27 @@ from airflow_provider_xai_batch.uploads import (
 if TYPE_CHECKING:
     from airflow_provider_xai_batch.sources import LogLike
 
-__all__ = ["XAIUploadFileOperator", "prepare_upload", "upload_input"]
+__all__ = [
+    "XAIUploadFileOperator",
+    "plan_checked_upload",
+    "prepare_upload",
+    "upload_input",
+    "upload_validated",
+]
+
+
+def plan_checked_upload(
+    context: Mapping[str, Any] | None,
+    resolved: ResolvedInput,
+    *,
+    max_file_requests: int = MAX_FILE_REQUESTS,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> UploadPlan:
+    """Measure the file an already validated input makes, named for this task instance; check xAI's file limits."""
+    suffix = name_suffix(*task_instance_key(context)) if context and "ti" in context else None
+    plan = plan_upload(resolved, name_suffix=suffix)
+    check_file_limits(plan, max_requests=max_file_requests, max_bytes=max_file_bytes)
+    return plan
 
 
 def prepare_upload(
@@ -62,10 +82,29 @@ def prepare_upload(
     if log is not None:
         for name, count in summary.per_source.items():
             log.info("%s: %d requests", name, count)
-    suffix = name_suffix(*task_instance_key(context)) if context and "ti" in context else None
-    plan = plan_upload(resolved, name_suffix=suffix)
-    check_file_limits(plan, max_requests=max_file_requests, max_bytes=max_file_bytes)
-    return plan
+    return plan_checked_upload(
+        context, resolved, max_file_requests=max_file_requests, max_file_bytes=max_file_bytes
+    )
+
+
+def upload_validated(
+    hook: XAIBatchHook,
+    context: Mapping[str, Any] | None,
+    resolved: ResolvedInput,
+    *,
+    max_file_requests: int = MAX_FILE_REQUESTS,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    log: LogLike | None = None,
+) -> str:
+    """Upload an input its caller has validated already (or re-use this task's upload); return the file id.
+
+    >>> validated = validate_input(hook, source=..., source_label=..., log=log)  # doctest: +SKIP
+    >>> file_id = upload_validated(hook, context, validated.resolved, log=log)  # doctest: +SKIP
+    """
+    plan = plan_checked_upload(
+        context, resolved, max_file_requests=max_file_requests, max_file_bytes=max_file_bytes
+    )
+    return upload_or_reuse(hook.get_conn(), plan, context, log=log)
 
 
 def upload_input(

@@ -244,10 +244,10 @@ def test_a_retry_of_the_one_task_operator_re_uses_its_upload_and_its_batch(
     run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, quick_files: None,
     tmp_path: Path, out: Path,
 ) -> None:  # fmt: skip
-    # The first try uploads, creates the batch and waits for it, then meets a passing 503 reading the
-    # results (no retries inside the client), which Airflow's retry handles.
+    # No retries inside the client: the first try uploads, then meets a transient error creating
+    # the batch, and Airflow's retry takes over.
     xai_conn(max_retries=0)
-    emulator.faults.inject("list_results", status=503)
+    emulator.faults.inject("create_batch", status=503)
     source = write_jsonl(tmp_path / "in.jsonl", MIXED_ROWS)
     dag = (
         HEADER.format(out=str(out))
@@ -263,6 +263,36 @@ with DAG("file_one_task_retry", schedule=None, start_date=pendulum.datetime(2026
     assert run.state == "success", states(run)
     assert tries(run)["run"] == 2
     assert emulator.calls("upload_file") == 1 and len(uploaded_files(emulator)) == 1
-    assert emulator.calls("create_batch") == 1 and len(all_batches(emulator)) == 1
+    assert emulator.calls("create_batch") == 2 and len(all_batches(emulator)) == 1
     manifest = json.loads((out / "results" / "manifest.json").read_text())
     assert manifest["succeeded"] == 5
+
+
+def test_the_upload_reads_a_gzip_file_from_s3(
+    run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, s3_bucket: str, s3_endpoint: str,
+    tmp_path: Path, out: Path,
+) -> None:  # fmt: skip
+    import boto3
+
+    data = gzip.compress(b"".join(json.dumps(row).encode() + b"\n" for row in MIXED_ROWS))
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.put_object(Bucket=s3_bucket, Key="prompts/day.jsonl.gz", Body=data)
+    uri = f"s3://{s3_bucket}/prompts/day.jsonl.gz"
+    dag = (
+        HEADER.format(out=str(out))
+        + f"""
+with DAG("file_s3", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    XAIUploadFileOperator(task_id="upload", source={uri!r}, source_conn_id="aws_test")
+"""
+    )
+    run = run_dag(dag, "file_s3")
+
+    assert run.state == "success", states(run)
+    [uploaded] = uploaded_files(emulator)
+    assert uploaded["filename"].startswith("day-")
+    lines = emulator.service.file_content(uploaded["id"]).decode().splitlines()
+    # The same ids as the add operator gives these lines (it labels a file as the source reads it).
+    from airflow_provider_xai_batch.sources import expand_sources
+
+    [item] = expand_sources(uri, conn_id="aws_test")
+    assert [json.loads(line)["custom_id"] for line in lines] == mixed_ids(item.uri)

@@ -167,8 +167,8 @@ def test_a_retry_re_attaches_to_the_rounds_already_made(
     run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, tmp_path: Path
 ) -> None:
     ids = write_input(tmp_path / "in.jsonl")
-    # The first try makes round 1 and waits for it, then meets a passing 503 while exporting (no
-    # retries inside the client), which Airflow's retry handles.
+    # The first try makes round 1 and waits for it, then meets a transient error exporting (no
+    # retries inside the client), and Airflow's retry takes over.
     xai_conn(max_retries=0)
     decide = emulator.faults.decide
     failed_once: list[int] = []
@@ -190,6 +190,7 @@ def test_a_retry_re_attaches_to_the_rounds_already_made(
     assert run.state == "success", states(run)
     assert failed_once
     assert {ti.task_id: ti.try_number for ti in run.get_task_instances()}["run"] == 2
+    # Two batches in all: the retry found round 0 and round 1 again rather than creating them.
     assert emulator.calls("create_batch") == 2 and len(batches(emulator)) == 2
     second = batches(emulator)[1]
     assert sorted(request_ids(emulator, second["batch_id"])) == sorted(ids[i] for i in TRANSIENT)
