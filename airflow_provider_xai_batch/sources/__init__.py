@@ -5,7 +5,9 @@ everything is valid, and memory never grows with the input:
 
 1. :func:`validate` reads everything once and checks every request (shape, endpoint, body, id,
    size, ids reused for other content across all files), then returns an :class:`InputSummary`.
-2. :func:`iter_native` streams the normalised native requests again, for sending.
+2. :func:`iter_located` streams the normalised native requests again, for sending, each with its
+   file and line (or list label and item), so that a request the service rejects is named there.
+   :func:`iter_native` gives the same requests without their places.
 
 >>> resolved = resolve_input(requests=[{"custom_id": "q1", "body": {
 ...     "model": "grok-4.3", "messages": [{"role": "user", "content": "Hi"}]}}])
@@ -27,7 +29,13 @@ down, :mod:`.reading` streams its requests, :mod:`.ingest` validates and sends t
 from __future__ import annotations
 
 from airflow_provider_xai_batch.logs import LogLike
-from airflow_provider_xai_batch.sources.ingest import InputSummary, add_from_input, iter_native, validate
+from airflow_provider_xai_batch.sources.ingest import (
+    InputSummary,
+    add_from_input,
+    iter_located,
+    iter_native,
+    validate,
+)
 from airflow_provider_xai_batch.sources.locations import InputFile, expand_sources, has_glob
 from airflow_provider_xai_batch.sources.reading import GZIP_MAGIC, is_gzip
 from airflow_provider_xai_batch.sources.resolve import (
@@ -51,6 +59,7 @@ __all__ = [
     "expand_sources",
     "has_glob",
     "is_gzip",
+    "iter_located",
     "iter_native",
     "require_one_input",
     "resolve_input",

@@ -2,7 +2,8 @@
 
 1. :func:`validate` reads everything once and checks every request (shape, endpoint, body, id,
    size, ids reused for other content across all files), then returns an :class:`InputSummary`.
-2. :func:`iter_native` streams the normalised native requests again, for sending.
+2. :func:`iter_located` streams them again, for sending, each with its file and line (or list
+   label and item) so that a request the service rejects is named where the user wrote it.
 
 Memory never grows with the input: one line at a time, plus about 100 bytes per request id.
 
@@ -13,6 +14,8 @@ Memory never grows with the input: one line at a time, plus about 100 bytes per 
 1
 >>> [request["batch_request_id"] for request in iter_native(resolved)]
 ['q1']
+>>> [(located.source, located.position) for located in iter_located(resolved)]
+[('requests', 'item 0')]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_xai_batch.client import LocatedRequest
 from airflow_provider_xai_batch.client.errors import XAIInputError
 from airflow_provider_xai_batch.client.inputs import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -79,10 +83,21 @@ def iter_native(resolved: ResolvedInput) -> Iterator[NativeRequest]:
     Meant for the second pass after :func:`validate`; a request id reused for other content (the
     input changed in between) still raises :class:`XAIInputError` rather than being sent.
     """
+    for located in iter_located(resolved):
+        yield located.request
+
+
+def iter_located(resolved: ResolvedInput) -> Iterator[LocatedRequest]:
+    """Like :func:`iter_native`, each request with its source and position, as the client takes them.
+
+    The client names a request it cannot send, or one the service rejects, by these: a file URI and
+    ``line N`` (counting every line of the file), or the list label and ``item N`` (counting
+    identical repeats too, though they are sent once).
+    """
     checker = DuplicateIdChecker()
     for source, where, request in iter_positioned(resolved):
         if checker.check(request, source=source, position=where):
-            yield request
+            yield LocatedRequest(request, source, where)
 
 
 def add_from_input(
@@ -124,7 +139,7 @@ def add_from_input(
             log.warning("the request list is empty: nothing to add to batch %s", batch_id)
     if summary.unique == 0:
         return 0
-    added = hook.add_requests(batch_id, iter_native(resolved), source=resolved.label)
+    added = hook.add_requests(batch_id, iter_located(resolved), source=resolved.label)
     if added != summary.unique:
         raise XAIInputError(
             f"the input changed while it was being sent: validated {summary.unique} distinct requests, "
