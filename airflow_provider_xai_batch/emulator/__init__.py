@@ -22,13 +22,13 @@ From a shell: ``xai-batch-emulator --port 8787 --api-key local-key --processing-
 
 from __future__ import annotations
 
-from .clock import Clock, ManualClock, SystemClock
-from .config import EmulatorConfig
-from .errors import ServiceError
-from .faults import FaultPlan
-from .request_log import LoggedRequest, RequestLog
-from .server import EmulatorServer
-from .state import BatchService
+from airflow_provider_xai_batch.emulator.clock import Clock, ManualClock, SystemClock
+from airflow_provider_xai_batch.emulator.config import EmulatorConfig
+from airflow_provider_xai_batch.emulator.errors import ServiceError
+from airflow_provider_xai_batch.emulator.faults import FaultPlan
+from airflow_provider_xai_batch.emulator.request_log import LoggedRequest, RequestLog
+from airflow_provider_xai_batch.emulator.server import EmulatorServer
+from airflow_provider_xai_batch.emulator.state import BatchService
 
 __all__ = [
     "BatchService",

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from .config import FAULT_KINDS, EmulatorConfig
-from .server import EmulatorServer
+from airflow_provider_xai_batch.emulator.config import FAULT_KINDS, EmulatorConfig
+from airflow_provider_xai_batch.emulator.server import EmulatorServer
 
 API_KEY_ENV = "XAI_EMULATOR_API_KEY"
 

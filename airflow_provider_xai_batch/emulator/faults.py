@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .config import EmulatorConfig
+from airflow_provider_xai_batch.emulator.config import EmulatorConfig
 
 ROUTES: tuple[str, ...] = (
     "create_batch",

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from .errors import ServiceError, code_text
-from .faults import FaultPlan
-from .multipart import MultipartError, parse_multipart
-from .request_log import RequestLog
-from .state import BatchService
-from .strict_json import InvalidJSON, parse_json
+from airflow_provider_xai_batch.emulator.errors import ServiceError, code_text
+from airflow_provider_xai_batch.emulator.faults import FaultPlan
+from airflow_provider_xai_batch.emulator.multipart import MultipartError, parse_multipart
+from airflow_provider_xai_batch.emulator.request_log import RequestLog
+from airflow_provider_xai_batch.emulator.state import BatchService
+from airflow_provider_xai_batch.emulator.strict_json import InvalidJSON, parse_json
 
 log = logging.getLogger("airflow_provider_xai_batch.emulator")
 

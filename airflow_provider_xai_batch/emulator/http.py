@@ -16,11 +16,17 @@ from urllib.parse import parse_qs, unquote
 
 import h11
 
-from .faults import FaultDecision, FaultPlan
-from .handlers import Answer, ApiHandlers, Incoming, error_answer, injected_error_answer
-from .request_log import BODY_EXCERPT_BYTES, LoggedRequest, RequestLog
-from .routes import RouteMatch, resolve
-from .state import BatchService
+from airflow_provider_xai_batch.emulator.faults import FaultDecision, FaultPlan
+from airflow_provider_xai_batch.emulator.handlers import (
+    Answer,
+    ApiHandlers,
+    Incoming,
+    error_answer,
+    injected_error_answer,
+)
+from airflow_provider_xai_batch.emulator.request_log import BODY_EXCERPT_BYTES, LoggedRequest, RequestLog
+from airflow_provider_xai_batch.emulator.routes import RouteMatch, resolve
+from airflow_provider_xai_batch.emulator.state import BatchService
 
 log = logging.getLogger("airflow_provider_xai_batch.emulator")
 

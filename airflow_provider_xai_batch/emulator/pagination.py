@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 
-from .errors import invalid_argument
+from airflow_provider_xai_batch.emulator.errors import invalid_argument
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

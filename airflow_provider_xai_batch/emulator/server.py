@@ -7,12 +7,12 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from .clock import Clock, SystemClock
-from .config import EmulatorConfig
-from .faults import FaultPlan
-from .http import EmulatorApp, HTTPServer
-from .request_log import RequestLog
-from .state import BatchService
+from airflow_provider_xai_batch.emulator.clock import Clock, SystemClock
+from airflow_provider_xai_batch.emulator.config import EmulatorConfig
+from airflow_provider_xai_batch.emulator.faults import FaultPlan
+from airflow_provider_xai_batch.emulator.http import EmulatorApp, HTTPServer
+from airflow_provider_xai_batch.emulator.request_log import RequestLog
+from airflow_provider_xai_batch.emulator.state import BatchService
 
 
 class EmulatorServer:

@@ -15,12 +15,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import Clock, SystemClock, utc_date
-from .config import EmulatorConfig
-from .errors import ServiceError, failed_precondition, invalid_argument, not_found, permission_denied
-from .errors import resource_exhausted as rate_limited
-from .pagination import decode_token, encode_token, page_size
-from .payloads import (
+from airflow_provider_xai_batch.emulator.clock import Clock, SystemClock, utc_date
+from airflow_provider_xai_batch.emulator.config import EmulatorConfig
+from airflow_provider_xai_batch.emulator.errors import (
+    ServiceError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    permission_denied,
+)
+from airflow_provider_xai_batch.emulator.errors import resource_exhausted as rate_limited
+from airflow_provider_xai_batch.emulator.pagination import decode_token, encode_token, page_size
+from airflow_provider_xai_batch.emulator.payloads import (
     ENDPOINTS,
     URL_KINDS,
     InvalidRequest,
@@ -29,8 +35,14 @@ from .payloads import (
     quote_json,
     render_response_json,
 )
-from .store import CANCELLED, FAILS_BY_RATE, SUCCEEDED, SUCCEEDS, RequestStore
-from .strict_json import InvalidJSON, parse_json
+from airflow_provider_xai_batch.emulator.store import (
+    CANCELLED,
+    FAILS_BY_RATE,
+    SUCCEEDED,
+    SUCCEEDS,
+    RequestStore,
+)
+from airflow_provider_xai_batch.emulator.strict_json import InvalidJSON, parse_json
 
 __all__ = ["BatchService", "ServiceError"]
 

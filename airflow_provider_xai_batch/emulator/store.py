@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 
-from .payloads import KINDS, PreparedRequest, request_cost
+from airflow_provider_xai_batch.emulator.payloads import KINDS, PreparedRequest, request_cost
 
 # Outcome codes kept per request, one byte each.
 SUCCEEDS = 0

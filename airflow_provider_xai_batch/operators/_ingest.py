@@ -15,7 +15,7 @@ from airflow_provider_xai_batch.client import ClientLimits, XAIInputError
 from airflow_provider_xai_batch.sources import (
     InputSummary,
     ResolvedInput,
-    iter_native,
+    iter_located,
     resolve_input,
     validate,
 )
@@ -133,7 +133,7 @@ def send_input(
 
     started = time.monotonic()
     sent = hook.get_conn().add_requests(
-        batch_id, iter_native(validated.resolved), source=validated.resolved.label, on_call=count_call
+        batch_id, iter_located(validated.resolved), source=validated.resolved.label, on_call=count_call
     )
     seconds = time.monotonic() - started
     if sent != validated.summary.unique:

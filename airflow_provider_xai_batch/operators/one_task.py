@@ -15,7 +15,7 @@ from airflow_provider_xai_batch.operators import _resubmit
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
-from airflow_provider_xai_batch.operators.files import upload_input
+from airflow_provider_xai_batch.operators.files import upload_validated
 from airflow_provider_xai_batch.results.writer import export_results
 from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
@@ -180,14 +180,6 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         Everything is checked before the batch exists, so bad input leaves nothing on the account.
         ``None`` when the input holds no requests: then no batch is created at all.
         """
-        if self.input_mode == "file":  # upload (or re-use this task's upload), then a sealed file batch
-            file_id = upload_input(
-                hook, context, requests=self.requests, source=self.source,
-                source_conn_id=self.source_conn_id, log=self.log,
-            )  # fmt: skip
-            batch = create_or_reattach(hook, self.name, context, input_file_id=file_id, log=self.log)
-            self.batch_id = batch.batch_id
-            return batch.batch_id
         validated = validate_input(
             hook,
             requests=self.requests,
@@ -198,9 +190,13 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         )
         if validated.is_empty:
             return None
-        batch = create_or_reattach(hook, self.name, context, log=self.log)
+        if self.input_mode == "file":  # upload (or re-use this task's upload), then a sealed file batch
+            file_id = upload_validated(hook, context, validated.resolved, log=self.log)
+            batch = create_or_reattach(hook, self.name, context, input_file_id=file_id, log=self.log)
+        else:
+            batch = create_or_reattach(hook, self.name, context, log=self.log)
+            send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
         self.batch_id = batch.batch_id
-        send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
         return batch.batch_id
 
     def _no_input(self) -> dict[str, Any] | None:

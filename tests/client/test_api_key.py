@@ -10,7 +10,6 @@ import pickle
 import socket
 import traceback
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,11 +33,11 @@ def canary() -> str:
 
 
 @pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "airflow_provider_xai_batch"):
         caplog.set_level(logging.DEBUG, logger=name)
-    yield caplog
+    return caplog
 
 
 def texts_of(error: BaseException) -> list[str]:

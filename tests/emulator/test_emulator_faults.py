@@ -22,7 +22,7 @@ def test_scripted_faults_fire_in_order_for_their_route() -> None:
 
 
 @pytest.mark.parametrize(
-    "route, kwargs",
+    ("route", "kwargs"),
     [
         ("nope", {"status": 500}),
         ("get_batch", {"status": 200}),

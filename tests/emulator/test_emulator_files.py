@@ -89,7 +89,7 @@ def test_a_file_batch_reads_zero_while_ingesting_then_fills_in(
 
 
 @pytest.mark.parametrize(
-    "second_line, message",
+    ("second_line", "message"),
     [
         ('{"custom_id": "x", "url": ', "line 2: invalid JSON: "),
         (line("x", "/v1/completions"), "line 2: unsupported url '/v1/completions'"),

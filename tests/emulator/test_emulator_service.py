@@ -171,7 +171,7 @@ def test_missing_ids_are_invented_by_the_service(service: BatchService) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    ("bad", "message"),
     [
         ({"batch_request": {}}, "exactly one of"),
         ({"batch_request": {**chat(), "responses": {"model": "grok-4.3"}}}, "exactly one of"),

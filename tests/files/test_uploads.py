@@ -39,7 +39,9 @@ def test_every_kind_is_written_under_a_url_that_maps_back_to_it() -> None:
 def test_an_http_client_sends_exactly_the_planned_bytes_with_a_content_length() -> None:
     plan = plan_upload(resolve_input(requests=rows(500)), name_suffix="abc")
     request = httpx.Request(
-        "POST", "http://x/v1/files", files={"file": (plan.filename, UploadStream(plan), "application/jsonl")}
+        "POST",
+        "http://x/v1/files",
+        files={"file": (plan.filename, UploadStream(plan), "application/jsonl")},  # type: ignore[dict-item]
     )
     body = request.read()
     assert int(request.headers["content-length"]) == len(body)
