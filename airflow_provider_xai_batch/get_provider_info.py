@@ -29,7 +29,8 @@ FIELD_BEHAVIOUR: dict[str, Any] = {
 
 
 def _number(label: str, description: str, *, integer: bool = True, minimum: float = 0) -> dict[str, Any]:
-    # No "default": an empty field stays out of the extra, so the provider's current default applies.
+    # No "default", or the form would write today's value into every connection. A field left empty
+    # is saved as null, which the hook reads as "use the provider's default".
     kind = "integer" if integer else "number"
     return {
         "label": label,

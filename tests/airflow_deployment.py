@@ -84,8 +84,13 @@ class RestApi:
         answer.raise_for_status()
         return answer.json()
 
-    def post(self, path: str, body: Mapping[str, Any]) -> Any:
-        answer = self._http.post(path, json=dict(body))
+    def post(self, path: str, body: Mapping[str, Any], attempts: int = 3) -> Any:
+        # On SQLite a write can lose the database lock under load; the API server then answers 500
+        # and has rolled the transaction back, so sending it again is safe.
+        for attempt in range(1, attempts + 1):
+            answer = self._http.post(path, json=dict(body))
+            if answer.status_code < 500 or attempt == attempts:
+                break
         if answer.is_error:
             raise AssertionError(f"POST {path} -> {answer.status_code}: {answer.text}")
         return answer.json()
@@ -164,8 +169,9 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                # SQLite allows one writer at a time: wait for the lock rather than fail a request.
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-                    settings.database_url or f"sqlite:///{self.home / 'airflow.db'}"
+                    settings.database_url or f"sqlite:///{self.home / 'airflow.db'}?timeout=15"
                 ),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
