@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,9 @@ def test_watch_exports_an_existing_batch(
 ) -> None:
     from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 
-    hook = XAIBatchHook()
-    batch = hook.create_batch("made-elsewhere")
-    hook.add_requests(batch.batch_id, [{"custom_id": f"w{i}", "body": CHAT} for i in range(3)])
+    with closing(XAIBatchHook()) as hook:
+        batch = hook.create_batch("made-elsewhere")
+        hook.add_requests(batch.batch_id, [{"custom_id": f"w{i}", "body": CHAT} for i in range(3)])
     run = run_dag_file(
         source_of("example_xai_batch_watch"),
         "example_xai_batch_watch",
