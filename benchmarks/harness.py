@@ -43,20 +43,21 @@ def running_emulator(*args: str) -> Iterator[tuple[str, psutil.Process]]:
         API_KEY,
         *args,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            raise RuntimeError(f"emulator did not start: {line!r}")
-        yield match.group(1), psutil.Process(process.pid)
-    finally:
-        process.terminate()
+    # Leaving the ``with`` closes the output pipe and reaps the process.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            match = re.search(r"(http://\S+)", line)
+            if not match:
+                raise RuntimeError(f"emulator did not start: {line!r}")
+            yield match.group(1), psutil.Process(process.pid)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -98,8 +98,11 @@ def test_a_key_with_surrounding_whitespace_works_and_no_error_path_shows_it(
                 tls.get_batch("b")
             errors.append(info.value)
         with EmulatorServer(api_key=canary()) as other:
-            with pytest.raises(XAIAuthenticationError) as info:
-                XAIBatchClient(stored, base_url=other.url).get_batch("b")
+            with (
+                XAIBatchClient(stored, base_url=other.url) as refused,
+                pytest.raises(XAIAuthenticationError) as info,
+            ):
+                refused.get_batch("b")
             errors.append(info.value)
     with XAIBatchClient(stored, base_url=closed_port_url(), retry_policy=QUICK) as closed:
         with pytest.raises(XAIError) as info:

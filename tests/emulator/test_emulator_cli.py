@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +16,9 @@ from airflow_provider_xai_batch.emulator.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(*args: str, env_key: str | None = None) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def running(*args: str, env_key: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """The emulator CLI in a child process; killed if still running at the end, its pipes closed."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -22,13 +26,18 @@ def start(*args: str, env_key: str | None = None) -> subprocess.Popen[str]:
     env.pop("XAI_EMULATOR_API_KEY", None)
     if env_key is not None:
         env["XAI_EMULATOR_API_KEY"] = env_key
-    return subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_xai_batch.emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-    )
+    ) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def url_of(process: subprocess.Popen[str]) -> str:
@@ -41,8 +50,7 @@ def url_of(process: subprocess.Popen[str]) -> str:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_the_cli_serves_a_round_trip_and_stops_on_a_signal(stop_signal: int) -> None:
-    process = start("--api-key", "cli-key", "--processing-rate", "0", "--latency-ms", "1")
-    try:
+    with running("--api-key", "cli-key", "--processing-rate", "0", "--latency-ms", "1") as process:
         url = url_of(process)
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
         with httpx.Client(base_url=url, headers={"Authorization": "Bearer cli-key"}, timeout=10) as client:
@@ -62,25 +70,16 @@ def test_the_cli_serves_a_round_trip_and_stops_on_a_signal(stop_signal: int) -> 
             assert message["content"] == "Emulated answer to: ping"
         process.send_signal(stop_signal)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_the_cli_takes_the_key_and_knobs_from_the_environment_and_flags() -> None:
-    process = start("--add-rate-limit", "1", "--supported-models", "grok-x", env_key="env-key")
-    try:
+    with running("--add-rate-limit", "1", "--supported-models", "grok-x", env_key="env-key") as process:
         url = url_of(process)
         auth = {"Authorization": "Bearer env-key"}
         config = httpx.get(f"{url}/_emulator/config", headers=auth).json()
         assert config["add_rate_limit"] == 1 and config["supported_models"] == ["grok-x"]
         process.terminate()
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_the_cli_refuses_to_start_without_a_key(

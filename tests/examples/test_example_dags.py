@@ -7,6 +7,7 @@ in Airflow 3: templates must not depend on ``ds`` or ``logical_date`` alone.
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,9 @@ def test_watch_exports_an_existing_batch(
 ) -> None:
     from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 
-    hook = XAIBatchHook()
-    batch = hook.create_batch("made-elsewhere")
-    hook.add_requests(batch.batch_id, [{"custom_id": f"w{i}", "body": CHAT} for i in range(3)])
+    with closing(XAIBatchHook()) as hook:
+        batch = hook.create_batch("made-elsewhere")
+        hook.add_requests(batch.batch_id, [{"custom_id": f"w{i}", "body": CHAT} for i in range(3)])
     run = run_by_hand("example_xai_batch_watch", dags_folder, run_conf={"batch_id": batch.batch_id})
     assert run.state == "success"
     assert manifest_of(output_root, run)["batch_id"] == batch.batch_id

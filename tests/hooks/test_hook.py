@@ -28,8 +28,11 @@ def requests(n: int) -> list[dict[str, Any]]:
     return [{"custom_id": f"h-{i}", "body": CHAT | {"temperature": i / 100}} for i in range(n)]
 
 
-def test_every_sync_method(xai_connection: str, emulator: EmulatorServer, tmp_path: Path) -> None:
+def test_every_sync_method(
+    xai_connection: str, emulator: EmulatorServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     hook = XAIBatchHook(xai_conn_id=xai_connection)
+    request.addfinalizer(hook.close)
     assert isinstance(hook.get_conn(), XAIBatchClient) and hook.get_conn() is hook.get_conn()
     assert hook.test_connection() == (True, f"Connected to {emulator.url} (connection 'xai_default')")
     batch = hook.create_batch("hook-sync")
@@ -172,8 +175,13 @@ def test_ui_fields_and_provider_info_validate_against_airflows_schema() -> None:
 
 
 def test_the_provider_is_registered_with_airflow() -> None:
-    from airflow.providers_manager import ProvidersManager
+    # Tasks look hooks up through the task SDK's provider registry in newer Airflow (the old one warns);
+    # before that, ``ProvidersManager`` was that registry.
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Registry
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager as Registry  # type: ignore[assignment]
 
-    manager = ProvidersManager()
+    manager = Registry()
     assert "airflow-provider-xai-batch" in manager.providers
     assert "xai" in manager.hooks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -49,9 +50,14 @@ def context_for(
     return context
 
 
+def new_batch(name: str = "target") -> str:
+    with closing(XAIBatchHook()) as hook:
+        return hook.create_batch(name).batch_id
+
+
 @pytest.fixture
 def batch_id(xai_conn: Callable[..., str]) -> str:
-    return XAIBatchHook().create_batch("target").batch_id
+    return new_batch()
 
 
 def add(**kwargs: Any) -> dict[str, Any]:
@@ -92,16 +98,16 @@ def test_bad_line_names_file_and_line_and_nothing_is_added(
 ) -> None:
     rows, line, reason = BAD_CASES[case]
     xai_conn(max_request_bytes=2000)
-    batch = XAIBatchHook().create_batch("target")
+    batch_id = new_batch()
     write_jsonl(tmp_path / "a.jsonl", GOOD)
     # A file cut off mid-line has no final line end.
     write_jsonl(tmp_path / "b.jsonl", rows, final_newline=case != "truncated-last-line")
     write_jsonl(tmp_path / "c.jsonl", [short("last", "c-1")])
     with pytest.raises(XAIInputError, match=reason) as caught:
-        add(batch_id=batch.batch_id, source=f"{tmp_path}/*.jsonl")
+        add(batch_id=batch_id, source=f"{tmp_path}/*.jsonl")
     assert str(caught.value).startswith(f"file://{tmp_path}/b.jsonl, line {line}: ")
     assert emulator.calls("add_requests") == 0
-    assert batch_request_ids(emulator, batch.batch_id) == []
+    assert batch_request_ids(emulator, batch_id) == []
 
 
 @pytest.mark.parametrize(
@@ -168,7 +174,7 @@ def test_adding_the_same_input_again_adds_nothing_twice(
     tmp_path: Path, xai_conn: Callable[..., str], emulator: Any
 ) -> None:
     xai_conn(max_requests_per_call=2)
-    batch_id = XAIBatchHook().create_batch("target").batch_id
+    batch_id = new_batch()
     write_jsonl(tmp_path / "a.jsonl", [*GOOD, short("four"), short("three", "good-3")])
     first = add(batch_id=batch_id, source=str(tmp_path / "a.jsonl"))
     ids = batch_request_ids(emulator, batch_id)

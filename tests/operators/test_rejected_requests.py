@@ -8,6 +8,7 @@ and the service's message.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,7 +42,8 @@ def run_add_task(**inputs: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def batch_id(xai_conn: Callable[..., str]) -> str:
-    return XAIBatchHook().create_batch("rejections").batch_id
+    with closing(XAIBatchHook()) as hook:
+        return hook.create_batch("rejections").batch_id
 
 
 def test_an_unbatched_model_on_line_700_names_the_file_line_id_and_the_services_reason(

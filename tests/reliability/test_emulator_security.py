@@ -107,21 +107,23 @@ def test_the_command_line_emulator_binds_loopback_and_requires_a_key() -> None:
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=_without_key_env())
     assert refused.returncode == 2 and "an API key is required" in refused.stderr
 
-    process = subprocess.Popen([*command, "--api-key", TEST_API_KEY], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"listening on http://([\d.]+):(\d+)", line)
-        assert match, line
-        assert match.group(1) == "127.0.0.1"
-        deadline = time.monotonic() + 10
-        while not listening_addresses(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert listening_addresses(process.pid) == {"127.0.0.1"}
-        assert httpx.get(f"http://127.0.0.1:{match.group(2)}/v1/batches").status_code == 401
-    finally:
-        process.terminate()
-        process.wait(10)
+    with subprocess.Popen(
+        [*command, "--api-key", TEST_API_KEY], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            match = re.search(r"listening on http://([\d.]+):(\d+)", line)
+            assert match, line
+            assert match.group(1) == "127.0.0.1"
+            deadline = time.monotonic() + 10
+            while not listening_addresses(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert listening_addresses(process.pid) == {"127.0.0.1"}
+            assert httpx.get(f"http://127.0.0.1:{match.group(2)}/v1/batches").status_code == 401
+        finally:
+            process.terminate()
+            process.wait(10)
     assert process.returncode == 0  # stops cleanly on SIGTERM
 
 

@@ -14,6 +14,7 @@ import re
 import socket
 import traceback
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +171,8 @@ def test_an_unreachable_host_fails_without_the_key(
     out, err = capfd.readouterr()
     assert "XAIConnectionError" in out + err  # the failure was reported ...
     assert key not in scrubbed_of_airflow_trace(out + err)  # ... without the key
-    with pytest.raises(XAIError) as info:
-        XAIBatchHook().create_batch("direct")
+    with closing(XAIBatchHook()) as hook, pytest.raises(XAIError) as info:
+        hook.create_batch("direct")
     assert "ConnectError" in assert_error_text_clean(info.value, key)
     assert_key_nowhere(key, capfd)
 
@@ -186,8 +187,8 @@ def test_a_rejected_key_and_a_rejected_request_fail_without_the_key(
         out, err = capfd.readouterr()
         assert "Incorrect API key provided" in out + err
         assert key not in scrubbed_of_airflow_trace(out + err)
-        with pytest.raises(XAIError) as info:
-            XAIBatchHook().get_batch("batch_1")
+        with closing(XAIBatchHook()) as hook, pytest.raises(XAIError) as info:
+            hook.get_batch("batch_1")
         assert "Incorrect API key provided" in assert_error_text_clean(info.value, key)
         entries = emulator.request_log.entries()
 
@@ -196,14 +197,12 @@ def test_a_rejected_key_and_a_rejected_request_fail_without_the_key(
             "AIRFLOW_CONN_XAI_DEFAULT",
             json.dumps({"conn_type": "xai", "password": key, "host": emulator.url}),
         )
-        hook = XAIBatchHook()
-        batch = hook.create_batch("rejected-model")
         unsupported = {
             "custom_id": "m",
             "body": {"model": "grok-no-such-model", "messages": [{"role": "user", "content": "x"}]},
         }
-        with pytest.raises(XAIError) as info:
-            hook.add_requests(batch.batch_id, [unsupported])
+        with closing(XAIBatchHook()) as hook, pytest.raises(XAIError) as info:
+            hook.add_requests(hook.create_batch("rejected-model").batch_id, [unsupported])
         assert "not supported for batch processing" in assert_error_text_clean(info.value, key)
         entries += emulator.request_log.entries()
 

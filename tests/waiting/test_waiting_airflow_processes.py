@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 
 DAG_ID = "xai_wait_restart"
 DAG_SOURCE = """
+from contextlib import closing
 import pendulum
 from airflow.sdk import DAG, task
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
@@ -27,9 +28,9 @@ from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
     @task
     def make():
-        hook = XAIBatchHook()
-        batch_id = hook.create_batch("restart-test").batch_id
-        hook.add_requests(batch_id, {requests!r})
+        with closing(XAIBatchHook()) as hook:
+            batch_id = hook.create_batch("restart-test").batch_id
+            hook.add_requests(batch_id, {requests!r})
         return batch_id
 
     wait = XAIBatchSensor(task_id="wait", batch_id=make(), poke_interval=1, timeout=300, deferrable=True)

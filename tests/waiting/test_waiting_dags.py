@@ -18,6 +18,7 @@ from waiting_support import connection_env, run_dag, seed_batch, seed_file_batch
 # downstream task writes what it received, so the test reads the XCom without Airflow internals.
 SENSOR_DAG = """
 import json, pathlib
+from contextlib import closing
 import pendulum
 from airflow.sdk import DAG, task
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
@@ -28,9 +29,9 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as
     def make():
         batch_id = {batch_id!r}
         if batch_id is None:
-            hook = XAIBatchHook()
-            batch_id = hook.create_batch("sensor-test").batch_id
-            hook.add_requests(batch_id, {requests!r})
+            with closing(XAIBatchHook()) as hook:
+                batch_id = hook.create_batch("sensor-test").batch_id
+                hook.add_requests(batch_id, {requests!r})
         return batch_id
 
     wait = XAIBatchSensor(

@@ -69,6 +69,9 @@ def test_200_triggers_do_not_block_the_event_loop() -> None:
             if probe.poll() is None:
                 probe.kill()
                 probe.wait(10)
+            for pipe in (probe.stdin, probe.stdout):
+                if pipe is not None:
+                    pipe.close()
         polls = emulator.calls("get_batch")
 
     worst_lag, elapsed = result["worst_lag"], result["elapsed"]

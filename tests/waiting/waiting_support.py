@@ -82,6 +82,8 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(10)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
 
     def http(self) -> httpx.Client:
         return httpx.Client(
