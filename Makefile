@@ -28,7 +28,7 @@ install-oldest: $(VENV_OLD)/.installed
 
 # The browser test drives Debian's chromium (headless); installed only when it is missing.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: install
 	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags demo
