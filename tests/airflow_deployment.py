@@ -127,11 +127,17 @@ class RestApi:
         answer = self._http.get(path, params={"map_index": map_index}, headers={"Accept": "application/json"})
         answer.raise_for_status()
         content = answer.json()["content"]
-        if isinstance(content, list):  # structured log lines
-            return "\n".join(
-                line.get("event", "") if isinstance(line, dict) else str(line) for line in content
-            )
-        return str(content)
+        if not isinstance(content, list):
+            return str(content)
+        lines = []
+        for line in content:  # structured lines: the event, and an exception's type and message
+            if not isinstance(line, dict):
+                lines.append(str(line))
+                continue
+            lines.append(str(line.get("event", "")))
+            for error in line.get("error_detail") or []:
+                lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
+        return "\n".join(lines)
 
 
 class AirflowDeployment:
