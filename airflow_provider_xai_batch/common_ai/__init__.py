@@ -11,7 +11,7 @@ API by changing only the model id and the connection:
 ...     requests=["Summarise: ...", "Summarise: ..."],
 ...     model_id="xai:grok-4.3",
 ...     llm_conn_id="xai_default",
-...     result_path="s3://bucket/summaries/{{ ds }}",
+...     result_path="s3://bucket/summaries/{{ dag.dag_id }}/{{ run_id }}/",
 ...     deferrable=True,
 ... )
 

@@ -47,7 +47,7 @@ class XAICreateBatchOperator(BaseOperator):
         output): creates a file batch from it, sealed to further adds. ``None``: an inline batch.
     :param xai_conn_id: the ``xai`` connection.
 
-    >>> create = XAICreateBatchOperator(task_id="create", name="nightly-eval-{{ ds }}")  # doctest: +SKIP
+    >>> create = XAICreateBatchOperator(task_id="create", name="nightly-eval-{{ (dag_run.logical_date or dag_run.run_after) | ds }}")  # doctest: +SKIP
     """
 
     template_fields: Sequence[str] = ("name", "input_file_id")
@@ -105,7 +105,7 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
     :param xai_conn_id: the ``xai`` connection.
 
     >>> add = XAIAddBatchRequestsOperator(  # doctest: +SKIP
-    ...     task_id="add", batch_id=create.output, source="s3://prompts/{{ ds }}/*.jsonl.gz",
+    ...     task_id="add", batch_id=create.output, source="s3://prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl.gz",
     ...     source_conn_id="aws_default")
     """
 

@@ -2,9 +2,9 @@
 
 The OpenAI-style flow (upload, create, wait, results) as tasks::
 
-    upload = XAIUploadFileOperator(task_id="upload", source="s3://prompts/{{ ds }}/batch.jsonl.gz",
+    upload = XAIUploadFileOperator(task_id="upload", source="s3://prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/batch.jsonl.gz",
                                    source_conn_id="aws_default")
-    create = XAICreateBatchOperator(task_id="create", name="nightly-{{ ds }}", input_file_id=upload.output)
+    create = XAICreateBatchOperator(task_id="create", name="nightly-{{ (dag_run.logical_date or dag_run.run_after) | ds }}", input_file_id=upload.output)
     wait = XAIBatchSensor(task_id="wait", batch_id=create.output, deferrable=True)
 
 ``XAIBatchOperator(..., input_mode="file")`` does all of it in one task.
@@ -163,9 +163,9 @@ class XAIUploadFileOperator(BaseOperator):
     :param xai_conn_id: The ``xai`` connection.
 
     >>> upload = XAIUploadFileOperator(  # doctest: +SKIP
-    ...     task_id="upload", source="s3://prompts/{{ ds }}/batch.jsonl.gz", source_conn_id="aws_default")
+    ...     task_id="upload", source="s3://prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/batch.jsonl.gz", source_conn_id="aws_default")
     >>> create = XAICreateBatchOperator(  # doctest: +SKIP
-    ...     task_id="create", name="nightly-{{ ds }}", input_file_id=upload.output)
+    ...     task_id="create", name="nightly-{{ (dag_run.logical_date or dag_run.run_after) | ds }}", input_file_id=upload.output)
     """
 
     template_fields: Sequence[str] = ("source", "source_conn_id")

@@ -88,10 +88,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
 
     >>> run_batch = XAIBatchOperator(  # doctest: +SKIP
     ...     task_id="nightly_eval",
-    ...     name="nightly-eval-{{ ds }}",
-    ...     source="s3://prompts/{{ ds }}/*.jsonl.gz",
+    ...     name="nightly-eval-{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
+    ...     source="s3://prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl.gz",
     ...     source_conn_id="aws_default",
-    ...     output_path="s3://results/nightly/{{ ds }}",
+    ...     output_path="s3://results/nightly/{{ dag.dag_id }}/{{ run_id }}/",
     ...     output_conn_id="aws_default",
     ...     deferrable=True,
     ...     timeout=24 * 3600,

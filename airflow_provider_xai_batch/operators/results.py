@@ -47,7 +47,7 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
     >>> export = XAIBatchResultsOperator(  # doctest: +SKIP
     ...     task_id="export",
     ...     batch_id="{{ ti.xcom_pull(task_ids='create') }}",
-    ...     output_path="s3://my-bucket/evals/{{ ds }}",
+    ...     output_path="s3://my-bucket/evals/{{ dag.dag_id }}/{{ run_id }}/",
     ...     output_conn_id="aws_default",
     ...     asset_uri="s3://my-bucket/evals",
     ... )
