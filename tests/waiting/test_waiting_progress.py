@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from waiting_support import chat_rows, run_dag
+from waiting_support import chat_rows, connection_env, run_dag
 
 from airflow_provider_xai_batch.client import Batch, BatchState
+from airflow_provider_xai_batch.emulator import EmulatorServer
 from airflow_provider_xai_batch.waiting import ProgressLog, progress_line
 
 
@@ -53,7 +56,32 @@ def test_a_status_change_is_reported_even_with_the_same_counts() -> None:
     assert log.line(validating, now=2) is not None
 
 
-PROGRESS = re.compile(r"Batch batch_\S+ is processing: (\d+)/8 done \(\d+\.\d%\), .*\[([\w.]+)\]")
+class TickingClock:
+    """An emulator clock that moves one second each time it is read.
+
+    Processing then advances call by call, whatever the wall clock does, so every wait sees the
+    batch part-way however slowly the machine starts its tasks.
+    """
+
+    def __init__(self) -> None:
+        self._now = time.time()  # batches expire a day after creation, judged by the real date
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            self._now += 1.0
+            return self._now
+
+
+@pytest.fixture
+def ticking_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    """An emulator finishing one request per two clock reads, as ``xai_default``."""
+    with EmulatorServer(api_key="xai-progress-key-0123", clock=TickingClock(), processing_rate=0.5) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_XAI_DEFAULT", connection_env(server))
+        yield server
+
+
+PROGRESS = re.compile(r"Batch batch_\S+ is processing: (\d+)/24 done \(\d+\.\d%\), .*\[([\w.]+)\]")
 
 SENSOR_DAG = """
 import pendulum
@@ -88,6 +116,17 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as
 """
 
 
+def task_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """Every line logged, each ending with its logger's name in brackets.
+
+    Airflow 3.3 renders task and trigger logs to the process's output with the logger name in
+    brackets; Airflow 3.0 sends them through standard logging, where pytest keeps the records.
+    """
+    out, err = capfd.readouterr()
+    records = [f"{record.getMessage()} [{record.name}]" for record in caplog.records]
+    return "\n".join([out, err, *records])
+
+
 @pytest.mark.parametrize(
     ("template", "deferrable", "waiter"),
     [
@@ -102,20 +141,19 @@ def test_every_way_of_waiting_logs_progress(
     template: str,
     deferrable: bool,
     waiter: str,
-    emulator: Any,
-    xai_connection: str,
+    ticking_emulator: EmulatorServer,
     dags_folder: Path,
     capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    emulator.config.update({"processing_rate": 2})  # about 4 s for 8 requests
-    source = template.format(dag_id="progress", requests=chat_rows(8), deferrable=deferrable)
+    source = template.format(dag_id="progress", requests=chat_rows(24), deferrable=deferrable)
 
     run = run_dag(source, "progress", dags_folder)
 
-    out, err = capfd.readouterr()
-    assert run.state == "success"
+    logged = task_log(capfd, caplog)
+    assert run.state == "success", logged[-4000:]
     # The logger name tells who waited: the worker (poke, one-task loop) or the trigger.
-    seen = [int(match.group(1)) for match in PROGRESS.finditer(out + err) if match.group(2).endswith(waiter)]
-    assert len(set(seen)) >= 2, (out + err)[-3000:]  # it kept the user informed as requests finished
+    seen = [int(match.group(1)) for match in PROGRESS.finditer(logged) if match.group(2).endswith(waiter)]
+    assert len(set(seen)) >= 2, logged[-3000:]  # it kept the user informed as requests finished
     assert seen == sorted(seen)
-    assert re.search(r"requests/s, about \d+s left", out + err)  # a rate and a time left
+    assert re.search(r"requests/s, about \d+s left", logged)  # a rate and a time left
