@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ REDIS_PORT = 6379
 # Redis index 0 is the one people use by hand; tests claim one of the others.
 REDIS_INDEXES = range(1, 16)
 CLAIM_KEY = "xai-batch-test:claimed-by"
+ABANDONED_AFTER_SECONDS = 3 * 3600
 
 
 def services_required() -> bool:
@@ -163,15 +165,30 @@ class RedisIndex:
             client.close()
 
 
+def _release_if_abandoned(client: Any) -> None:
+    # A run killed before its clean-up leaves its index claimed (and Celery's keys in it); after
+    # a while nobody can still be using it.
+    claim = client.get(CLAIM_KEY)
+    if claim is None:
+        return
+    try:
+        claimed_at = float(claim.decode().rpartition("@")[2])
+    except ValueError:
+        claimed_at = 0.0
+    if time.time() - claimed_at > ABANDONED_AFTER_SECONDS:
+        client.flushdb()
+
+
 @contextlib.contextmanager
 def redis_index(host: str = REDIS_HOST, port: int = REDIS_PORT) -> Iterator[RedisIndex]:
     """Claim an empty Redis index (a marker key set only if absent); flush it afterwards."""
     require_port("Redis", host, port)
     redis = require_module("redis")
-    owner = uuid.uuid4().hex
+    owner = f"{uuid.uuid4().hex}@{time.time():.0f}"
     for index in REDIS_INDEXES:
         client = redis.Redis(host=host, port=port, db=index)
         try:
+            _release_if_abandoned(client)
             # Empty before the claim, and the claim ours: no other run is using this index.
             if client.dbsize() == 0 and client.set(CLAIM_KEY, owner, nx=True) and client.dbsize() == 1:
                 break

@@ -75,3 +75,20 @@ def test_missing_service_fails_when_services_are_required(monkeypatch: pytest.Mo
     with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_SERVICES} is set"):
         with redis_index(port=_closed_port()):
             pass
+
+
+def test_an_index_abandoned_by_a_killed_run_is_reclaimed(redis_db: RedisIndex) -> None:
+    import redis
+    from distributed_services import CLAIM_KEY, REDIS_INDEXES
+
+    free = next(
+        index for index in REDIS_INDEXES if index != redis_db.index and redis.Redis(db=index).dbsize() == 0
+    )
+    left_behind = redis.Redis(db=free)
+    left_behind.set(CLAIM_KEY, "killed-run@1000")  # claimed long ago
+    left_behind.set("_kombu.binding.default", "left by the killed run")
+    with redis_index() as reclaimed:
+        assert reclaimed.index == free
+        assert left_behind.dbsize() == 1  # only the new claim
+    assert left_behind.dbsize() == 0
+    left_behind.close()
