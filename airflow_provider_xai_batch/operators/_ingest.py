@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_xai_batch.client import ClientLimits, XAIInputError
 from airflow_provider_xai_batch.sources import (
@@ -18,6 +19,7 @@ from airflow_provider_xai_batch.sources import (
     iter_located,
     resolve_input,
     validate,
+    xcom_source_label,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +80,34 @@ class AddReport:
         if self.already_present is not None:
             text += f": {self.sent - self.already_present:,} new, {self.already_present:,} already present"
         return text
+
+
+class InputTask(Protocol):
+    """An operator that takes its input as ``requests`` or ``source`` (read with ``source_conn_id``)."""
+
+    requests: Any
+    source: Any
+    source_conn_id: str | None
+
+    @property
+    def log(self) -> LogLike: ...
+
+
+def validate_task_input(
+    hook: XAIBatchHook, task: InputTask, context: Mapping[str, Any] | None
+) -> ValidatedInput:
+    """``validate_input`` for an operator's own input, labelled for its task instance.
+
+    >>> validated = validate_task_input(hook, self, context)  # doctest: +SKIP
+    """
+    return validate_input(
+        hook,
+        requests=task.requests,
+        source=task.source,
+        source_conn_id=task.source_conn_id,
+        source_label=xcom_source_label(context),
+        log=task.log,
+    )
 
 
 def validate_input(

@@ -12,10 +12,10 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
-from airflow_provider_xai_batch.operators._ingest import send_input, validate_input
+from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
-from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
+from airflow_provider_xai_batch.sources import require_one_input
 from airflow_provider_xai_batch.task_hook import task_hook
 
 __all__ = [
@@ -132,14 +132,7 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with task_hook(self.xai_conn_id) as hook:
-            validated = validate_input(
-                hook,
-                requests=self.requests,
-                source=self.source,
-                source_conn_id=self.source_conn_id,
-                source_label=xcom_source_label(context),
-                log=self.log,
-            )
+            validated = validate_task_input(hook, self, context)
             report = send_input(hook, self.batch_id, validated, log=self.log)
         return {"batch_id": self.batch_id, "added": report.sent}
 

@@ -13,11 +13,12 @@ The OpenAI-style flow (upload, create, wait, results) as tasks::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.operators._resume import name_suffix, task_instance_key
 from airflow_provider_xai_batch.sources import ResolvedInput, resolve_input, validate, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
@@ -31,9 +32,10 @@ from airflow_provider_xai_batch.uploads import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_xai_batch.sources import LogLike
+    from typing_extensions import Unpack
 
 __all__ = [
+    "UploadOptions",
     "XAIUploadFileOperator",
     "plan_checked_upload",
     "prepare_upload",
@@ -56,34 +58,58 @@ def plan_checked_upload(
     return plan
 
 
+class UploadOptions(TypedDict, total=False):
+    """The keywords of :func:`prepare_upload` and :func:`upload_input`; every one is optional.
+
+    ``requests`` or ``source`` (one of them) is the input, ``source_conn_id`` the connection to read
+    ``source`` with; ``max_file_requests`` and ``max_file_bytes`` are xAI's file limits (default
+    ``MAX_FILE_REQUESTS`` and ``MAX_FILE_BYTES``); ``log`` receives the per-source counts.
+    """
+
+    requests: Any
+    source: Any
+    source_conn_id: str | None
+    max_file_requests: int
+    max_file_bytes: int
+    log: LogLike | None
+
+
+def _checked_options(options: Mapping[str, Any], caller: str) -> Mapping[str, Any]:
+    # Keyword arguments arrive as a dict: refuse a misspelt one as an explicit parameter list would.
+    unknown = sorted(set(options) - UploadOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return options
+
+
 def prepare_upload(
-    hook: XAIBatchHook,
-    context: Mapping[str, Any] | None,
-    *,
-    requests: Any = None,
-    source: Any = None,
-    source_conn_id: str | None = None,
-    max_file_requests: int = MAX_FILE_REQUESTS,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    log: LogLike | None = None,
+    hook: XAIBatchHook, context: Mapping[str, Any] | None, **options: Unpack[UploadOptions]
 ) -> UploadPlan:
     """Validate the input like the add operator does, then measure the file and check xAI's file limits.
 
-    Raises :class:`~airflow_provider_xai_batch.client.errors.XAIInputError` naming the file and line
+    Takes the keywords of :class:`UploadOptions`. Raises
+    :class:`~airflow_provider_xai_batch.client.errors.XAIInputError` naming the file and line
     (or list index) of the first bad request, or saying which file limit the input exceeds.
+
+    >>> plan = prepare_upload(hook, context, source="s3://prompts/batch.jsonl")  # doctest: +SKIP
     """
+    given = _checked_options(options, "prepare_upload")
     resolved = resolve_input(
-        requests=requests,
-        source=source,
-        source_conn_id=source_conn_id,
+        requests=given.get("requests"),
+        source=given.get("source"),
+        source_conn_id=given.get("source_conn_id"),
         source_label=xcom_source_label(context),
     )
     summary = validate(resolved, max_request_bytes=hook.get_conn().limits.max_request_bytes)
+    log = given.get("log")
     if log is not None:
         for name, count in summary.per_source.items():
             log.info("%s: %d requests", name, count)
     return plan_checked_upload(
-        context, resolved, max_file_requests=max_file_requests, max_file_bytes=max_file_bytes
+        context,
+        resolved,
+        max_file_requests=given.get("max_file_requests", MAX_FILE_REQUESTS),
+        max_file_bytes=given.get("max_file_bytes", MAX_FILE_BYTES),
     )
 
 
@@ -108,32 +134,18 @@ def upload_validated(
 
 
 def upload_input(
-    hook: XAIBatchHook,
-    context: Mapping[str, Any] | None,
-    *,
-    requests: Any = None,
-    source: Any = None,
-    source_conn_id: str | None = None,
-    max_file_requests: int = MAX_FILE_REQUESTS,
-    max_file_bytes: int = MAX_FILE_BYTES,
-    log: LogLike | None = None,
+    hook: XAIBatchHook, context: Mapping[str, Any] | None, **options: Unpack[UploadOptions]
 ) -> str:
     """Validate, then upload the input as one batch file (or re-use this task's earlier upload); return its id.
+
+    Takes the keywords of :class:`UploadOptions`, as :func:`prepare_upload` does.
 
     >>> file_id = upload_input(hook, context, source="s3://prompts/batch.jsonl",  # doctest: +SKIP
     ...                        source_conn_id="aws_default")
     """
-    plan = prepare_upload(
-        hook,
-        context,
-        requests=requests,
-        source=source,
-        source_conn_id=source_conn_id,
-        max_file_requests=max_file_requests,
-        max_file_bytes=max_file_bytes,
-        log=log,
-    )
-    return upload_or_reuse(hook.get_conn(), plan, context, log=log)
+    _checked_options(options, "upload_input")
+    plan = prepare_upload(hook, context, **options)
+    return upload_or_reuse(hook.get_conn(), plan, context, log=options.get("log"))
 
 
 class XAIUploadFileOperator(BaseOperator):

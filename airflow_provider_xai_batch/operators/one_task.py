@@ -12,12 +12,12 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators import _resubmit
-from airflow_provider_xai_batch.operators._ingest import send_input, validate_input
+from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.files import upload_validated
 from airflow_provider_xai_batch.results.writer import export_results
-from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
+from airflow_provider_xai_batch.sources import require_one_input
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
@@ -180,14 +180,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         Everything is checked before the batch exists, so bad input leaves nothing on the account.
         ``None`` when the input holds no requests: then no batch is created at all.
         """
-        validated = validate_input(
-            hook,
-            requests=self.requests,
-            source=self.source,
-            source_conn_id=self.source_conn_id,
-            source_label=xcom_source_label(context),
-            log=self.log,
-        )
+        validated = validate_task_input(hook, self, context)
         if validated.is_empty:
             return None
         if self.input_mode == "file":  # upload (or re-use this task's upload), then a sealed file batch

@@ -13,9 +13,7 @@ memory stays flat whatever the size of the batch.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -23,16 +21,11 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
-from airflow_provider_xai_batch.results.manifest import (
-    FAILED_FILE,
-    MANIFEST_FILE,
-    SUCCEEDED_FILE,
-    build_manifest,
-    reconcile,
-)
+from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
 from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
+from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
-from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile, resolve_output_folder
+from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
 
 _log = logging.getLogger(__name__)
 
@@ -97,52 +90,29 @@ def export_results(
     if partial:
         logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
 
-    folder.fs.makedirs(folder.root, exist_ok=True)
-    folder.remove_stale_staging(logger)
-    token = uuid.uuid4().hex[:12]
-    staged: list[StagedFile] = []
-    try:
-        succeeded = StagedFile(folder, SUCCEEDED_FILE, token)
-        staged.append(succeeded)
-        failed = StagedFile(folder, FAILED_FILE, token)
-        staged.append(failed)
+    with ResultFiles(folder, logger) as files:
         counts = RowCounts()
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
                 succeeded_lines, failed_lines = encode_page_body(body, counts)
-                succeeded.write(succeeded_lines)
-                failed.write(failed_lines)
+                files.succeeded.write(succeeded_lines)
+                files.failed.write(failed_lines)
                 progress.update(counts.total)
-        succeeded.close()
-        failed.close()
+        files.close_data()
 
         after = client.get_batch(batch_id)
         reconciled, expected, notes = reconcile(counts, before, after, partial=partial)
         manifest = build_manifest(
             after,
             counts,
-            {"succeeded": succeeded, "failed": failed},
+            files.data_files,
             partial=partial,
             reconciled=reconciled,
             expected=expected,
             notes=notes,
         )
-        manifest_file = StagedFile(folder, MANIFEST_FILE, token)
-        staged.append(manifest_file)
-        manifest_file.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
-        manifest_file.close()
-
-        # The old manifest goes first: from here until the new one lands, no manifest vouches for
-        # a mix of old and new data files.
-        folder.remove(MANIFEST_FILE)
-        succeeded.publish()
-        failed.publish()
-        manifest_file.publish()
-    except BaseException:
-        for item in staged:
-            item.discard()
-        raise
+        files.publish(manifest)
 
     if not reconciled:
         logger.warning(

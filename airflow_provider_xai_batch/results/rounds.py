@@ -14,9 +14,7 @@ batches the request was sent in, and the manifest gains the rounds::
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,11 +24,9 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_xai_batch.client import Batch, BatchResult, XAIBatchClient
 from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
-from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile
+from airflow_provider_xai_batch.results.result_files import ResultFiles
+from airflow_provider_xai_batch.results.staging import OutputFolder
 from airflow_provider_xai_batch.results.writer import (
-    FAILED_FILE,
-    MANIFEST_FILE,
-    SUCCEEDED_FILE,
     BatchNotFinishedError,
     LoggerLike,
     RowCounts,
@@ -103,19 +99,11 @@ def export_rounds(
         if not batch.status.is_terminal:
             raise BatchNotFinishedError(batch)
     folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
-    folder.fs.makedirs(folder.root, exist_ok=True)
-    folder.remove_stale_staging(logger)
-    token = uuid.uuid4().hex[:12]
-    staged: list[StagedFile] = []
     counts = RowCounts()
     attempts: Counter[int] = Counter()
     seen: Counter[int] = Counter()
     recovered = 0
-    try:
-        succeeded = StagedFile(folder, SUCCEEDED_FILE, token)
-        staged.append(succeeded)
-        failed = StagedFile(folder, FAILED_FILE, token)
-        staged.append(failed)
+    with ResultFiles(folder, logger) as files:
         streams = [_round_rows(client, batch_id, number, seen) for number, batch_id in enumerate(batch_ids)]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
@@ -128,13 +116,12 @@ def export_rounds(
             else:
                 bad.append(failure or {})
             if len(good) + len(bad) >= _LINES_PER_WRITE:
-                succeeded.write(_encode_lines(good))
-                failed.write(_encode_lines(bad))
+                files.succeeded.write(_encode_lines(good))
+                files.failed.write(_encode_lines(bad))
                 good, bad = [], []
-        succeeded.write(_encode_lines(good))
-        failed.write(_encode_lines(bad))
-        succeeded.close()
-        failed.close()
+        files.succeeded.write(_encode_lines(good))
+        files.failed.write(_encode_lines(bad))
+        files.close_data()
 
         rounds = [
             {
@@ -159,7 +146,7 @@ def export_rounds(
         manifest = build_manifest(
             batches[0],
             counts,
-            {"succeeded": succeeded, "failed": failed},
+            files.data_files,
             partial=False,
             reconciled=reconciled,
             expected=expected,
@@ -169,18 +156,7 @@ def export_rounds(
         manifest["attempts"] = {str(number): attempts[number] for number in sorted(attempts)}
         manifest["resubmitted"] = sum(count for number, count in attempts.items() if number > 1)
         manifest["recovered"] = recovered
-        manifest_file = StagedFile(folder, MANIFEST_FILE, token)
-        staged.append(manifest_file)
-        manifest_file.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
-        manifest_file.close()
-        folder.remove(MANIFEST_FILE)
-        succeeded.publish()
-        failed.publish()
-        manifest_file.publish()
-    except BaseException:
-        for item in staged:
-            item.discard()
-        raise
+        files.publish(manifest)
     logger.info(
         "%d succeeded, %d failed (%d resent, %d of them recovered) over %d round(s), written to %s",
         counts.succeeded,
