@@ -45,6 +45,22 @@ EXTRA_FIELDS: dict[str, Any] = {
     "max_retries": _number(
         "Retries per call", "For 429, 5xx and connection errors, with backoff. Default 8."
     ),
+    "connect_timeout": _number(
+        "Connect timeout (seconds)", "To open a connection. Default 10.", integer=False, minimum=0.1
+    ),
+    "connect_retries": _number(
+        "Connection retries", "When the service cannot be reached (refused, DNS, timeout). Default 3."
+    ),
+    "connect_retry_seconds": _number(
+        "Connection retry budget (seconds)",
+        "At most this long retrying to connect. Default 10.",
+        integer=False,
+    ),
+    "create_lookup_seconds": _number(
+        "Create look-up (seconds)",
+        "After a lost create answer, look for the batch by name this long before creating again. Default 30.",
+        integer=False,
+    ),
     "create_calls": _number("Batch creations per window", "Client-side pace. Default 2.", minimum=1),
     "create_window_seconds": _number(
         "Batch creation window (seconds)", "Default 1.", integer=False, minimum=0.001

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_xai_batch.client.protocol import DEFAULT_BASE_URL, ClientLimits
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy
+from airflow_provider_xai_batch.client.protocol import DEFAULT_BASE_URL
 from airflow_provider_xai_batch.get_provider_info import get_provider_info
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook, client_options
 
@@ -41,14 +42,25 @@ def test_the_hook_and_the_provider_info_describe_the_same_form() -> None:
 
 def test_every_extra_field_is_a_key_the_hook_reads() -> None:
     fields = xai_connection_type()["conn-fields"]
-    assert set(fields) == {"timeout", "max_retries", *ClientLimits.__dataclass_fields__}
+    assert set(fields) == {
+        "timeout",
+        "max_retries",
+        "connect_timeout",
+        "connect_retries",
+        "connect_retry_seconds",
+        "create_lookup_seconds",
+        *ClientLimits.__dataclass_fields__,
+    }
     # A value typed into each field reaches the client.
     options = client_options({name: 7 for name in fields})
     assert options["timeout"] == 7 and options["max_retries"] == 7
+    assert options["connect_timeout"] == 7 and options["create_lookup_seconds"] == 7
+    assert options["retry_policy"].connect_retries == 7
+    assert options["retry_policy"].connect_retry_seconds == 7
     assert all(getattr(options["limits"], name) == 7 for name in ClientLimits.__dataclass_fields__)
 
 
 def test_fields_the_form_leaves_empty_mean_the_defaults() -> None:
     saved_by_the_form = dict.fromkeys(xai_connection_type()["conn-fields"])  # every value null
     options = client_options(saved_by_the_form)
-    assert options == {"limits": ClientLimits()}
+    assert options == {"limits": ClientLimits(), "retry_policy": RetryPolicy()}
