@@ -16,6 +16,10 @@ excess with 429, and retries pile up.
   last window (multiplicative decrease to its measured share). The sum of those shares is the
   team's limit, so after a refusal the clients together ask for slightly less than the limit, and
   the client's own rolling window holds it back until its oldest call leaves the window.
+* the quota never drops below ``limit / max_senders`` (16 by default): a client that sends few,
+  large calls and meets a 429 that was not about the shared window (the service at capacity, a
+  spending limit) would otherwise fall to one call per window and crawl back. Up to
+  ``max_senders`` clients still fit under the limit at that floor.
 
 Pure and clock-free: callers pass ``now`` (monotonic seconds), so it is tested without sleeping.
 """
@@ -53,6 +57,7 @@ class SharedWindowPacer:
         decrease: float = 0.85,
         increase: float = 0.01,
         patience: float = 12.0,
+        max_senders: int = 16,
     ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("a rate limit needs limit >= 1 and window > 0")
@@ -65,6 +70,7 @@ class SharedWindowPacer:
         self.decrease = decrease
         self.increase = increase
         self.patience = patience
+        self.floor = max(1.0, limit / max(1, max_senders))
         self.quota = float(limit)
         self.throttles = 0
         self._slots: deque[float] = deque()
@@ -98,7 +104,7 @@ class SharedWindowPacer:
             # One decrease per window: the refusals that follow a decrease were caused by calls
             # the others sent before they had heard of the full window too.
             got_through = sum(1 for slot in self._slots if slot > now - self.window)
-            self.quota = max(1.0, min(self.quota, self.decrease * got_through))
+            self.quota = max(self.floor, min(self.quota, self.decrease * got_through))
             self._last_decrease = now
         self._next = max(self._next, now + self.window / self.quota)
         self._last_throttle = now

@@ -166,3 +166,15 @@ def test_settings_are_checked() -> None:
         SharedWindowPacer(limit=0, window=1.0)
     with pytest.raises(ValueError):
         SharedWindowPacer(limit=1, window=1.0, decrease=1.0)
+
+
+def test_a_slow_sender_refused_once_keeps_a_useful_share() -> None:
+    # Two large calls per 30 s window, then one 429 that was not about the shared window (the
+    # service at capacity): the next call must not wait for the whole window to pass.
+    pacer = SharedWindowPacer(limit=1000, window=30.0)
+    assert pacer.reserve(now=0.0) == 0.0
+    assert pacer.reserve(now=10.0) == 0.0
+    pacer.throttled(now=10.0)
+
+    assert pacer.quota == 1000 / 16
+    assert pacer.reserve(now=10.0) <= 30.0 / (1000 / 16)  # about half a second, not 20 s
