@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ os.environ.pop("XAI_API_KEY", None)
 os.environ.pop("XAI_BASE_URL", None)
 
 from support.constants import TEST_API_KEY
+from support.dags import run_dag_file
 from support.emulator import connection_env
 
 
@@ -84,6 +86,30 @@ def dags_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pat
     # The default DAG bundle reads ``settings.DAGS_FOLDER``, fixed when Airflow was first imported.
     monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(folder))
     return folder
+
+
+@pytest.fixture
+def xai_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """``xai_conn(**extra)``: point ``xai_default`` at the emulator, with this connection extra."""
+
+    def configure(**extra: Any) -> str:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_XAI_DEFAULT", connection_env(emulator, api_key=TEST_API_KEY, **extra)
+        )
+        return "xai_default"
+
+    configure()
+    return configure
+
+
+@pytest.fixture
+def run_dag(dags_folder: Path) -> Callable[..., Any]:
+    """``run_dag(source, dag_id)``: ``run_dag_file`` in this test's own DAG folder (see ``dags_folder``)."""
+
+    def run(source: str, dag_id: str, **test_kwargs: Any) -> Any:
+        return run_dag_file(source, dag_id, dags_folder, **test_kwargs)
+
+    return run
 
 
 @pytest.fixture(scope="session")

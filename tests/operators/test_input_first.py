@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -45,7 +46,8 @@ def test_a_request_over_the_connections_add_call_cap_fails_before_anything_is_se
         XAIBatchOperator(task_id="run_batch", name="n", requests=requests).execute(context())
     assert emulator.calls("create_batch") == 0
 
-    batch_id = XAIBatchHook().create_batch("target").batch_id
+    with closing(XAIBatchHook()) as hook:
+        batch_id = hook.create_batch("target").batch_id
     with pytest.raises(XAIBatchInputError, match="over the 1,979-byte limit"):
         XAIAddBatchRequestsOperator(task_id="add", batch_id=batch_id, requests=requests).execute(
             context("add")
