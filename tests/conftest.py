@@ -29,7 +29,7 @@ os.environ.pop("XAI_BASE_URL", None)
 
 from support.constants import TEST_API_KEY
 from support.dags import run_dag_file
-from support.emulator import connection_env
+from support.emulator import TickingClock, connection_env
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +56,16 @@ def manual_clock() -> object:
 
 
 @pytest.fixture
+def ticking_clock() -> object:
+    """Ask for this to make the ``emulator`` fixture's clock move one second each time it is read.
+
+    Processing then advances call by call, whatever the wall clock does: a wait sees the batch
+    part-way however slowly the machine starts its tasks.
+    """
+    return TickingClock()
+
+
+@pytest.fixture
 def emulator(request: pytest.FixtureRequest) -> Iterator[object]:
     """A fresh emulator on 127.0.0.1 with a random port, processing instantly.
 
@@ -63,7 +73,10 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[object]:
     """
     from airflow_provider_xai_batch.emulator import EmulatorServer
 
-    clock = request.getfixturevalue("manual_clock") if "manual_clock" in request.fixturenames else None
+    clock = None
+    for name in ("manual_clock", "ticking_clock"):
+        if name in request.fixturenames:
+            clock = request.getfixturevalue(name)
     with EmulatorServer(api_key=TEST_API_KEY, clock=clock) as server:
         yield server
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 
@@ -32,3 +34,20 @@ def connection_env(emulator: Any, *, api_key: str | None = None, **extra: Any) -
     if extra:
         conn["extra"] = extra
     return json.dumps(conn)
+
+
+class TickingClock:
+    """An emulator clock that moves one second each time it is read.
+
+    Processing then advances call by call, whatever the wall clock does, so every wait sees the
+    batch part-way however slowly the machine starts its tasks.
+    """
+
+    def __init__(self) -> None:
+        self._now = time.time()  # batches expire a day after creation, judged by the real date
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            self._now += 1.0
+            return self._now

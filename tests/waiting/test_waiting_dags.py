@@ -74,10 +74,16 @@ def states(run: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_sensor_waits_for_completion_and_returns_the_batch(
-    emulator: Any, xai_connection: str, dags_folder: Path, tmp_path: Path, deferrable: bool
+    emulator: Any,
+    ticking_clock: Any,
+    xai_connection: str,
+    dags_folder: Path,
+    tmp_path: Path,
+    deferrable: bool,
 ) -> None:
-    # About 4 s of processing: more than the gap between two tasks of a run, even on a busy machine.
-    emulator.config.update({"processing_rate": 2})
+    # Half a request per emulator call: the batch is still processing when the sensor first looks,
+    # however long the machine takes between the two tasks.
+    emulator.config.update({"processing_rate": 0.5})
     out = tmp_path / "batch.json"
     source = SENSOR_DAG.format(
         dag_id="sensor_ok",

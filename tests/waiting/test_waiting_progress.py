@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.emulator import TickingClock
 from waiting_support import chat_rows, connection_env, run_dag
 
 from airflow_provider_xai_batch.client import Batch, BatchState
@@ -56,23 +55,6 @@ def test_a_status_change_is_reported_even_with_the_same_counts() -> None:
     assert log.line(validating, now=2) is not None
 
 
-class TickingClock:
-    """An emulator clock that moves one second each time it is read.
-
-    Processing then advances call by call, whatever the wall clock does, so every wait sees the
-    batch part-way however slowly the machine starts its tasks.
-    """
-
-    def __init__(self) -> None:
-        self._now = time.time()  # batches expire a day after creation, judged by the real date
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            self._now += 1.0
-            return self._now
-
-
 @pytest.fixture
 def ticking_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     """An emulator finishing one request per two clock reads, as ``xai_default``."""
@@ -84,6 +66,7 @@ def ticking_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer
 PROGRESS = re.compile(r"Batch batch_\S+ is processing: (\d+)/24 done \(\d+\.\d%\), .*\[([\w.]+)\]")
 
 SENSOR_DAG = """
+from contextlib import closing
 import pendulum
 from airflow.sdk import DAG, task
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
@@ -92,9 +75,9 @@ from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
     @task
     def make():
-        hook = XAIBatchHook()
-        batch_id = hook.create_batch("progress").batch_id
-        hook.add_requests(batch_id, {requests!r})
+        with closing(XAIBatchHook()) as hook:
+            batch_id = hook.create_batch("progress").batch_id
+            hook.add_requests(batch_id, {requests!r})
         return batch_id
 
     XAIBatchSensor(
