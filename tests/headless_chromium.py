@@ -79,7 +79,9 @@ class ChromiumPage:
             for target in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=30).json()
             if target["type"] == "page"
         ]
-        page = cls(connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
+        # Entered here (websockets wants every connection entered); the page's own exit closes it.
+        socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30).__enter__()
+        page = cls(socket)
         page.send("Page.enable")
         page.send("Runtime.enable")
         return page

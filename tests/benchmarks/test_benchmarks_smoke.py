@@ -80,7 +80,8 @@ def test_triggers() -> None:
 def test_ceiling() -> None:
     rows = ceiling.run(seconds=0.3, connections=(1, 4), add_requests=1_000, result_rows=1_000, readers=(1,))
     for row in rows:
-        assert row.ours > 0, row
+        # A short quick run can read no CPU time at all (the counters tick in 10 ms steps).
+        assert row.ours > 0 or row.unit == "% of a core", row
     assert len(_by_metric(rows, "GET batch calls/s")) == 2
     _by_metric(rows, "add calls")
     _by_metric(rows, "results rows/s")

@@ -293,6 +293,8 @@ class EmulatorService:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(10)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
 
     def _http(self) -> Any:
         import httpx
