@@ -39,10 +39,11 @@ from airflow_provider_xai_batch.client.errors import XAIInputError, XAINotFoundE
 from airflow_provider_xai_batch.client.inputs import NativeRequest
 from airflow_provider_xai_batch.client.models import UploadedFile
 from airflow_provider_xai_batch.sources import ResolvedInput, iter_native, resolve_input
+from airflow_provider_xai_batch.task_state import reuse_or_make
 
 if TYPE_CHECKING:
     from airflow_provider_xai_batch.client import XAIBatchClient
-    from airflow_provider_xai_batch.sources import LogLike
+    from airflow_provider_xai_batch.logs import LogLike
 
 __all__ = [
     "FILE_ID_STATE_KEY",
@@ -272,27 +273,26 @@ def upload_or_reuse(
     Airflow, or a crash before the id was stored) looks for a file with the plan's name. The first
     try never lists files. A file whose content differs has another name, so it is never reused.
     """
-    store = (context or {}).get("task_state_store")
-    stored_id = store.get(FILE_ID_STATE_KEY) if store is not None else None
-    found: UploadedFile | None = None
-    if isinstance(stored_id, str) and stored_id:
-        found = _stored_upload(client, stored_id, plan)
-    try_number = getattr((context or {}).get("ti"), "try_number", None)
-    if found is None and (not isinstance(try_number, int) or try_number > 1):
-        found = find_uploaded(client, plan)
-    if found is not None:
-        if log is not None:
-            log.info("re-using file %s (%s), uploaded by an earlier try", found.id, plan.filename)
-    else:
-        found = client.upload_file(cast(IO[bytes], UploadStream(plan)), filename=plan.filename)
-        if log is not None:
+    def upload() -> UploadedFile:
+        return client.upload_file(cast(IO[bytes], UploadStream(plan)), filename=plan.filename)
+
+    found = reuse_or_make(
+        context,
+        FILE_ID_STATE_KEY,
+        load=lambda file_id: _stored_upload(client, file_id, plan),
+        find=lambda: find_uploaded(client, plan),
+        make=upload,
+        id_of=lambda uploaded: uploaded.id,
+    )
+    if log is not None:
+        if found.how == "made":
             log.info(
                 "uploaded %s as file %s: %d requests, %d bytes",
                 plan.filename,
-                found.id,
+                found.item.id,
                 plan.requests,
                 plan.size,
             )
-    if store is not None and stored_id != found.id:
-        store.set(FILE_ID_STATE_KEY, found.id)
-    return found.id
+        else:
+            log.info("re-using file %s (%s), uploaded by an earlier try", found.item.id, plan.filename)
+    return found.item.id

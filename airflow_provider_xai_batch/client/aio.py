@@ -146,11 +146,7 @@ class AsyncXAIBatchClient(ClientCore):
         filename: str | None = None,
         expires_after: int | None = None,
     ) -> UploadedFile:
-        if isinstance(file, (str, os.PathLike)):
-            # Opening a local file does not wait on the network; its reads go out in small pieces.
-            with open(file, "rb") as handle:  # noqa: ASYNC230
-                name = filename or os.path.basename(os.fspath(file))
-                return await self._run(plans.upload_file(self, handle, name, expires_after))
+        """Upload a JSONL input file, streamed from disk or an open binary file object."""
         return await self._run(plans.upload_file(self, file, filename, expires_after))
 
     async def get_file(self, file_id: str) -> UploadedFile:

@@ -342,16 +342,6 @@ class ClientCore:
             entries = [noted.popleft() for _ in range(call.count)]
             yield PackedAdd(call, [origin for origin, _ in entries], sum(new for _, new in entries))
 
-    def _add_calls(
-        self, batch_id: str, requests: Iterable[Any], source: str
-    ) -> Iterator[tuple[ApiCall, int]]:
-        """The add calls as they are sent, with how many requests each carries."""
-        # ``map`` keeps no reference to the call it handed out, so a sent call's 25 MB can be freed.
-        return map(
-            lambda add: (protocol.add_requests_call(batch_id, add.call), add.call.count),
-            self._packed_adds(requests, source),
-        )
-
 
 @dataclasses.dataclass(frozen=True)
 class PackedAdd:

@@ -20,6 +20,7 @@ GET /v1/batches/batch_1
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
@@ -270,6 +271,21 @@ def iter_result_page_bodies(core: ClientCore, batch_id: str, page_size: int) -> 
 
 # -- files -----------------------------------------------------------------------------------
 def upload_file(
+    core: ClientCore,
+    file: str | os.PathLike[str] | IO[bytes],
+    filename: str | None,
+    expires_after: int | None,
+) -> Plan[UploadedFile]:
+    """Upload a local path (opened here, for both clients) or an open binary file object."""
+    if isinstance(file, (str, os.PathLike)):
+        # Opening a local file does not wait on the network; its reads go out in small pieces.
+        with open(file, "rb") as handle:
+            name = filename or os.path.basename(os.fspath(file))
+            return (yield from _upload(core, handle, name, expires_after))
+    return (yield from _upload(core, file, filename, expires_after))
+
+
+def _upload(
     core: ClientCore, file: IO[bytes], filename: str | None, expires_after: int | None
 ) -> Plan[UploadedFile]:
     call = protocol.upload_file_call(file, filename, expires_after)

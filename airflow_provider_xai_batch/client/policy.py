@@ -12,6 +12,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# An add call's body wraps its requests in {"batch_requests":[...]}: a request alone must fit in it.
+ADD_CALL_ENVELOPE: tuple[bytes, bytes] = (b'{"batch_requests":[', b"]}")
+
+
+def capped_exponential(first: float, failures: int, cap: float, *, multiplier: float = 2.0) -> float:
+    """``first`` times ``multiplier`` per earlier failure, never above ``cap``: the one backoff formula.
+
+    ``failures`` counts the tries already failed before this wait, from 0.
+
+    >>> [capped_exponential(0.5, n, 5.0) for n in range(6)]
+    [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    """
+    return min(cap, first * multiplier ** max(0, failures))
+
 
 @dataclass(frozen=True)
 class ClientLimits:
@@ -30,6 +44,18 @@ class ClientLimits:
     max_add_call_bytes: int = 25_000_000
     max_request_bytes: int = 25_000_000
     max_requests_per_call: int | None = None
+
+    @property
+    def largest_request_bytes(self) -> int:
+        """The largest single request these limits let through, the one size rule of every input check.
+
+        A request must fit as a request, and alone in an add call's body (which wraps it).
+
+        >>> ClientLimits(max_request_bytes=1000, max_add_call_bytes=500).largest_request_bytes
+        479
+        """
+        envelope = sum(len(part) for part in ADD_CALL_ENVELOPE)
+        return min(self.max_request_bytes, self.max_add_call_bytes - envelope)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ClientLimits:
@@ -69,7 +95,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The delay before retry number ``attempt + 1``, jitter applied, never above the cap."""
-        raw = min(self.max_delay, self.initial_delay * (self.multiplier**attempt))
+        raw = capped_exponential(self.initial_delay, attempt, self.max_delay, multiplier=self.multiplier)
         return max(0.0, min(self.max_delay, self.jitter(raw)))
 
     @staticmethod
@@ -152,4 +178,4 @@ def next_lookup_pause(
     """
     if remaining <= 0:
         return None
-    return min(first * 2.0**lookups_done, cap, remaining)
+    return min(capped_exponential(first, lookups_done, cap), remaining)

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
 
-# Re-exported: the limits and the retry policy used to live here.
-from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter  # noqa: F401
+from airflow_provider_xai_batch.client.policy import ADD_CALL_ENVELOPE
 
 DEFAULT_BASE_URL = "https://api.x.ai"
 
-_CALL_PREFIX = b'{"batch_requests":['
-_CALL_SUFFIX = b"]}"
+_CALL_PREFIX, _CALL_SUFFIX = ADD_CALL_ENVELOPE
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,6 @@ class XAIBatchClient(ClientCore):
         expires_after: int | None = None,
     ) -> UploadedFile:
         """Upload a JSONL input file, streamed from disk or an open binary file object."""
-        if isinstance(file, (str, os.PathLike)):
-            with open(file, "rb") as handle:
-                name = filename or os.path.basename(os.fspath(file))
-                return self._run(plans.upload_file(self, handle, name, expires_after))
         return self._run(plans.upload_file(self, file, filename, expires_after))
 
     def get_file(self, file_id: str) -> UploadedFile:

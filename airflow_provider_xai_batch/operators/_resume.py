@@ -1,7 +1,8 @@
 """Re-attach a retry to the batch an earlier try of the same task instance created.
 
 Creating a batch is the one call that is not safe to repeat, and XCom is cleared between tries,
-so it cannot carry the batch id to a retry. Two lines of defence, in this order:
+so it cannot carry the batch id to a retry. Two lines of defence, in this order (the order of
+:func:`~airflow_provider_xai_batch.task_state.reuse_or_make`, shared with file uploads):
 
 1. Airflow >= 3.3: the task state store (``context["task_state_store"]``) keeps the batch id under
    :data:`BATCH_ID_STATE_KEY`, scoped to the task instance, across tries.
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_xai_batch.client.errors import XAINotFoundError
 from airflow_provider_xai_batch.client.models import Batch, BatchStatus
+from airflow_provider_xai_batch.task_state import reuse_or_make
 
 if TYPE_CHECKING:
     from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-    from airflow_provider_xai_batch.sources import LogLike
+    from airflow_provider_xai_batch.logs import LogLike
 
 BATCH_ID_STATE_KEY = "xai_batch_id"
 UNUSABLE_STATUSES: frozenset[BatchStatus] = frozenset(
@@ -71,11 +73,6 @@ def is_usable(batch: Batch) -> bool:
     return batch.status not in UNUSABLE_STATUSES
 
 
-def _try_number(context: Mapping[str, Any]) -> int | None:
-    value = getattr(context.get("ti"), "try_number", None)
-    return value if isinstance(value, int) else None
-
-
 def _usable_batch(hook: XAIBatchHook, batch_id: str, log: LogLike | None) -> Batch | None:
     try:
         batch = hook.get_batch(batch_id)
@@ -116,24 +113,25 @@ def create_or_reattach(
     'nightly-eval-3f9a2c1b7d'
     """
     full_name = batch_name_for(name, context)
-    store = context.get("task_state_store")
-    stored_id = store.get(state_key) if store is not None else None
-    batch: Batch | None = None
-    if isinstance(stored_id, str) and stored_id:
-        batch = _usable_batch(hook, stored_id, log)
-        if batch is not None and log is not None:
-            log.info("re-attaching to batch %s (%s), created by an earlier try", batch.batch_id, full_name)
-    try_number = _try_number(context)
-    if batch is None and (try_number is None or try_number > 1):
+
+    def by_name() -> Batch | None:
         found = hook.find_batch_by_name(full_name)
-        if found is not None and _same_kind(found, input_file_id):
-            batch = found
-            if log is not None:
-                log.info("re-attaching to batch %s, found by its name %s", batch.batch_id, full_name)
-    if batch is None:
-        batch = hook.create_batch(full_name, input_file_id=input_file_id)
-        if log is not None:
-            log.info("created batch %s named %s", batch.batch_id, full_name)
-    if store is not None and stored_id != batch.batch_id:
-        store.set(state_key, batch.batch_id)
-    return batch
+        return found if found is not None and _same_kind(found, input_file_id) else None
+
+    found = reuse_or_make(
+        context,
+        state_key,
+        load=lambda batch_id: _usable_batch(hook, batch_id, log),
+        find=by_name,
+        make=lambda: hook.create_batch(full_name, input_file_id=input_file_id),
+        id_of=lambda batch: batch.batch_id,
+    )
+    if log is not None:
+        batch_id = found.item.batch_id
+        if found.how == "stored":
+            log.info("re-attaching to batch %s (%s), created by an earlier try", batch_id, full_name)
+        elif found.how == "named":
+            log.info("re-attaching to batch %s, found by its name %s", batch_id, full_name)
+        else:
+            log.info("created batch %s named %s", batch_id, full_name)
+    return found.item

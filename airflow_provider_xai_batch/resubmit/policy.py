@@ -7,8 +7,8 @@ refused), and sending it again changes nothing but the bill. :func:`is_passing_e
 apart by the words of the message; it is deliberately conservative: an error it does not know is
 not resent.
 
-Pass another function as ``XAIBatchOperator(..., resubmit_if=...)`` to decide differently; it gets
-the error string and returns whether to resend::
+Pass another function as ``XAIBatchOperator(..., resubmit=ResubmitPolicy(retry_if=...))`` to decide
+differently; it gets the error string and returns whether to resend::
 
     def my_policy(error: str) -> bool:
         return is_passing_error(error) or "content moderation service" in error.lower()
@@ -17,6 +17,7 @@ the error string and returns whether to resend::
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 ErrorPolicy = Callable[[str], bool]
 """Decides from a failed request's error message whether to send the request again."""
@@ -65,3 +66,29 @@ def is_passing_error(error: str) -> bool:
     if not text or any(pattern in text for pattern in LASTING_ERROR_PATTERNS):
         return False
     return any(pattern in text for pattern in PASSING_ERROR_PATTERNS)
+
+
+@dataclass(frozen=True)
+class ResubmitPolicy:
+    """How a task resends requests that failed for a passing reason: how many rounds, and which errors.
+
+    ``rounds`` is the most follow-up batches the task makes (``0``: none); ``retry_if`` decides from a
+    failed request's error message whether to resend it (default :func:`is_passing_error`).
+
+    >>> ResubmitPolicy(rounds=2).retry_if("Internal error while processing the request")
+    True
+    >>> ResubmitPolicy(rounds=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: ResubmitPolicy: rounds must be a whole number >= 0, not -1
+    """
+
+    rounds: int = 1
+    retry_if: ErrorPolicy = is_passing_error
+
+    def __post_init__(self) -> None:
+        # bool is an int: ``rounds=True`` is a mistake, not one round.
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 0:
+            raise ValueError(f"ResubmitPolicy: rounds must be a whole number >= 0, not {self.rounds!r}")
+        if not callable(self.retry_if):
+            raise TypeError("ResubmitPolicy: retry_if must be a function of the error message")

@@ -13,10 +13,10 @@ creating them again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_xai_batch.resubmit.policy import ErrorPolicy, is_passing_error
+from airflow_provider_xai_batch.resubmit.policy import ErrorPolicy, ResubmitPolicy, is_passing_error
 
 BASE_STATE_KEY = "xai_batch_id"
 
@@ -63,3 +63,78 @@ def plan_resend(
         else:
             plan.failed_for_good += 1
     return plan
+
+
+@dataclass(frozen=True)
+class NextRound:
+    """The follow-up round a finished round calls for: its number, batch name, state key and requests."""
+
+    number: int
+    name: str
+    state_key: str
+    resend: frozenset[str]
+    failed_for_good: int
+
+
+class RoundsPlan:
+    """Decides, round after round, whether a task makes another follow-up batch, and what it holds.
+
+    Pure, like :class:`~airflow_provider_xai_batch.waiting.poller.BatchPoller`: the caller reads a
+    finished round's outcomes and creates, fills and waits for the batches; this only decides. It
+    keeps the batch ids of the rounds so far (:attr:`rounds`), which is all a deferred task needs
+    to carry to pick up where it left off.
+
+    >>> plan = RoundsPlan("nightly", ResubmitPolicy(rounds=1), ["batch_0"])
+    >>> plan.more_allowed
+    True
+    >>> step = plan.next_round([("a", None), ("b", "Internal error while processing the request")])
+    >>> step.number, step.name, step.state_key, sorted(step.resend)
+    (1, 'nightly-round-1', 'xai_batch_id_round_1', ['b'])
+    >>> plan.started("batch_1")
+    >>> plan.rounds, plan.more_allowed
+    (['batch_0', 'batch_1'], False)
+    """
+
+    def __init__(self, name: str, policy: ResubmitPolicy, rounds: Sequence[str]) -> None:
+        if not rounds:
+            raise ValueError("RoundsPlan needs the batch id of round 0")
+        self.name = name
+        self.policy = policy
+        self.rounds: list[str] = list(rounds)
+        # Set when next_round found nothing to resend: the latest round's lasting failures.
+        self.failed_for_good = 0
+
+    @property
+    def last(self) -> str:
+        """The batch id of the latest round."""
+        return self.rounds[-1]
+
+    @property
+    def more_allowed(self) -> bool:
+        """Whether the policy allows another follow-up round after the latest one."""
+        return len(self.rounds) <= self.policy.rounds
+
+    def next_round(self, outcomes: Iterable[tuple[str, str | None]]) -> NextRound | None:
+        """The round the latest round's ``(request id, error or None)`` outcomes call for; ``None``: stop.
+
+        ``None`` when the policy allows no more rounds (the outcomes are then not read at all) or
+        when nothing failed for a reason the policy resends.
+        """
+        if not self.more_allowed:
+            return None
+        plan = plan_resend(outcomes, self.policy.retry_if)
+        if plan.empty:
+            self.failed_for_good = plan.failed_for_good
+            return None
+        number = len(self.rounds)
+        return NextRound(
+            number=number,
+            name=round_name(self.name, number),
+            state_key=round_state_key(number),
+            resend=frozenset(plan.resend),
+            failed_for_good=plan.failed_for_good,
+        )
+
+    def started(self, batch_id: str) -> None:
+        """Record the batch of the round :meth:`next_round` asked for."""
+        self.rounds.append(batch_id)

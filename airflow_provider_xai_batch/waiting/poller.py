@@ -28,6 +28,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_xai_batch.client.policy import capped_exponential
 from airflow_provider_xai_batch.client import (
     Batch,
     XAIAuthenticationError,
@@ -76,7 +77,7 @@ def transient_backoff(
     [60.0, 120.0, 240.0, 480.0, 600.0, 600.0]
     """
     ceiling = max(cap, poll_interval)
-    raw = min(ceiling, poll_interval * 2.0 ** max(0, failures - 1))
+    raw = capped_exponential(poll_interval, failures - 1, ceiling)
     return float(min(ceiling, max(0.0, jitter(raw))))
 
 

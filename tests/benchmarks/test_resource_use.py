@@ -85,10 +85,9 @@ def test_adds_start_with_a_small_call_and_double_up_to_the_limit() -> None:
     client = XAIBatchClient("key")
     counted = 0
     sizes = []
-    for call, count in client._add_calls("batch_1", requests, "requests"):
-        sizes.append(call.content.size)
-        counted += count
-        call.discard_body()
+    for add in client._packed_adds(requests, "requests"):
+        sizes.append(add.call.size)
+        counted += add.call.count
     assert counted == 60_000
     limit = client.limits.max_add_call_bytes
     assert all(size <= min(FIRST_ADD_CALL_BYTES * 2**n, limit) for n, size in enumerate(sizes))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from airflow_provider_xai_batch.client.pacing import SharedWindowPacer
-from airflow_provider_xai_batch.client.protocol import RetryPolicy, SlidingWindowLimiter
+from airflow_provider_xai_batch.client.policy import RetryPolicy, SlidingWindowLimiter
 
 LIMIT = 50
 WINDOW = 5.0

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_xai_batch.client import protocol
-from airflow_provider_xai_batch.client.protocol import RetryPolicy, SlidingWindowLimiter, pack_add_calls
+from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
+from airflow_provider_xai_batch.client.protocol import pack_add_calls
 
 
 def no_jitter(delay: float) -> float:
@@ -157,5 +158,5 @@ def test_ids_with_slashes_are_refused_in_paths() -> None:
 
 
 def test_limits_from_a_connection_extra_ignore_unknown_keys() -> None:
-    limits = protocol.ClientLimits.from_mapping({"add_calls": 50, "timeout": 3, "max_add_call_bytes": 1000})
+    limits = ClientLimits.from_mapping({"add_calls": 50, "timeout": 3, "max_add_call_bytes": 1000})
     assert (limits.add_calls, limits.max_add_call_bytes, limits.create_calls) == (50, 1000, 2)
