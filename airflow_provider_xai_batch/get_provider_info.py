@@ -100,6 +100,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_xai_batch.operators.batch",
                     "airflow_provider_xai_batch.operators.files",
+                    "airflow_provider_xai_batch.operators.one_task",
                     "airflow_provider_xai_batch.operators.results",
                 ],
             }

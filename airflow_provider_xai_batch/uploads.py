@@ -14,6 +14,7 @@ The uploaded file holds one OpenAI-style line per distinct request,
 ``.jsonl.gz`` too). Requests without an id get the same deterministic id the add operator gives
 them (from file URI and line), so results correlate with input lines in both modes.
 
+>>> from airflow_provider_xai_batch.sources import resolve_input
 >>> resolved = resolve_input(requests=[{"custom_id": "q1", "body": {
 ...     "model": "grok-4.3", "messages": [{"role": "user", "content": "Hi"}]}}])
 >>> plan = plan_upload(resolved, filename_stem="prompts")
@@ -31,31 +32,30 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 import msgspec
 
 from airflow_provider_xai_batch.client.errors import XAIInputError, XAINotFoundError
 from airflow_provider_xai_batch.client.inputs import NativeRequest
 from airflow_provider_xai_batch.client.models import UploadedFile
-from airflow_provider_xai_batch.sources import ResolvedInput, iter_native, resolve_input
+from airflow_provider_xai_batch.sources import ResolvedInput, iter_native
 from airflow_provider_xai_batch.task_state import reuse_or_make
 
 if TYPE_CHECKING:
-    from airflow_provider_xai_batch.client import XAIBatchClient
     from airflow_provider_xai_batch.logs import LogLike
 
 __all__ = [
     "FILE_ID_STATE_KEY",
     "MAX_FILE_BYTES",
     "MAX_FILE_REQUESTS",
+    "FileStore",
     "UploadPlan",
     "UploadStream",
     "check_file_limits",
     "find_uploaded",
     "jsonl_line",
     "plan_upload",
-    "resolve_input",
     "upload_or_reuse",
 ]
 
@@ -151,6 +151,7 @@ def check_file_limits(
 ) -> None:
     """Refuse a file xAI would refuse: more requests or bytes than one input file may hold.
 
+    >>> from airflow_provider_xai_batch.sources import resolve_input
     >>> plan = UploadPlan(resolve_input(requests=[]), requests=60_000, size=10, digest="d", filename="f")
     >>> check_file_limits(plan)
     Traceback (most recent call last):
@@ -243,7 +244,17 @@ class UploadStream(io.RawIOBase):
         return len(chunk)
 
 
-def find_uploaded(client: XAIBatchClient, plan: UploadPlan) -> UploadedFile | None:
+class FileStore(Protocol):
+    """Where files are uploaded: the hook (as operators pass it) or a client."""
+
+    def upload_file(self, file: IO[bytes], /, *, filename: str | None = ...) -> UploadedFile: ...
+
+    def get_file(self, file_id: str, /) -> UploadedFile: ...
+
+    def iter_files(self, *, page_size: int = ...) -> Iterator[UploadedFile]: ...
+
+
+def find_uploaded(client: FileStore, plan: UploadPlan) -> UploadedFile | None:
     """An earlier upload of exactly this file (same name, hence same task instance and content)."""
     for uploaded in client.iter_files(page_size=100):
         if uploaded.filename == plan.filename and uploaded.bytes in (None, plan.size):
@@ -251,7 +262,7 @@ def find_uploaded(client: XAIBatchClient, plan: UploadPlan) -> UploadedFile | No
     return None
 
 
-def _stored_upload(client: XAIBatchClient, file_id: str, plan: UploadPlan) -> UploadedFile | None:
+def _stored_upload(client: FileStore, file_id: str, plan: UploadPlan) -> UploadedFile | None:
     try:
         uploaded = client.get_file(file_id)
     except XAINotFoundError:  # deleted or expired since: upload again
@@ -260,7 +271,7 @@ def _stored_upload(client: XAIBatchClient, file_id: str, plan: UploadPlan) -> Up
 
 
 def upload_or_reuse(
-    client: XAIBatchClient,
+    client: FileStore,
     plan: UploadPlan,
     context: Mapping[str, Any] | None,
     *,
@@ -273,6 +284,7 @@ def upload_or_reuse(
     Airflow, or a crash before the id was stored) looks for a file with the plan's name. The first
     try never lists files. A file whose content differs has another name, so it is never reused.
     """
+
     def upload() -> UploadedFile:
         return client.upload_file(cast(IO[bytes], UploadStream(plan)), filename=plan.filename)
 

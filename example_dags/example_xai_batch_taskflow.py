@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, ObjectStoragePath, task
 
-from airflow_provider_xai_batch.operators.batch import XAIBatchOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 
 # One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
 OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")

@@ -71,8 +71,9 @@ class XAIBatchAdapter(BatchAdapter):
     # No per-batch cap on xAI; above a million requests it may throttle, and common-ai holds the
     # whole list in the worker's memory anyway.
     max_requests = 1_000_000
-    # xAI limits each request, not the batch: this is checked per request.
-    max_payload_bytes = ClientLimits.max_request_bytes
+    # xAI limits each request, not the batch: this is checked per request, by the rule every input
+    # check of the package uses (a request must also fit alone in an add call).
+    max_payload_bytes = ClientLimits().largest_request_bytes
     allows_per_request_model = True
 
     def __init__(
@@ -136,7 +137,7 @@ class XAIBatchAdapter(BatchAdapter):
                 f"xAI batches may be throttled above {self.max_requests} requests; got {len(requests)}. "
                 "Split the input across mapped task instances with .expand()."
             )
-        limit = self._client.limits.max_request_bytes
+        limit = self._client.limits.largest_request_bytes
         built = self._native_requests(
             requests,
             model=model,

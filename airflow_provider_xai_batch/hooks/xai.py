@@ -1,11 +1,16 @@
-"""The Airflow hook: turns an ``xai`` connection into a configured client."""
+"""The Airflow hook: turns an ``xai`` connection into a configured client, and is the Batch API's facade.
+
+The package's operators, sensor and sources call the hook's methods (:meth:`XAIBatchHook.get_batch`,
+:meth:`XAIBatchHook.add_requests` ...), never the client's: an API change touches the client and this
+facade only. ``get_conn()`` hands the client itself to layers without Airflow (the results export).
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
@@ -209,9 +214,21 @@ class XAIBatchHook(BaseHook):
     def find_batch_by_name(self, name: str) -> Batch | None:
         return self.get_conn().find_batch_by_name(name)
 
-    def add_requests(self, batch_id: str, requests: Iterable[Any], *, source: str = "requests") -> int:
+    def add_requests(
+        self,
+        batch_id: str,
+        requests: Iterable[Any],
+        *,
+        source: str = "requests",
+        on_call: Callable[[int], object] | None = None,
+    ) -> int:
         """Stream requests into a batch; see :meth:`XAIBatchClient.add_requests`."""
-        return self.get_conn().add_requests(batch_id, requests, source=source)
+        return self.get_conn().add_requests(batch_id, requests, source=source, on_call=on_call)
+
+    @property
+    def limits(self) -> ClientLimits:
+        """The limits of the connection (its extra may lower the service's published ones)."""
+        return self.get_conn().limits
 
     def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> Iterator[BatchRequestMetadata]:
         return self.get_conn().iter_batch_requests(batch_id, page_size=page_size)
@@ -225,10 +242,18 @@ class XAIBatchHook(BaseHook):
     def cancel_batch(self, batch_id: str) -> Batch:
         return self.get_conn().cancel_batch(batch_id)
 
+    def get_file(self, file_id: str) -> UploadedFile:
+        return self.get_conn().get_file(file_id)
+
+    def iter_files(self, *, page_size: int = 100) -> Iterator[UploadedFile]:
+        return self.get_conn().iter_files(page_size=page_size)
+
     def upload_file(
         self, source: Any, *, filename: str | None = None, conn_id: str | None = None
     ) -> UploadedFile:
-        """Upload a JSONL file from a local path, a URI or an ``ObjectStoragePath``, streamed."""
+        """Upload a JSONL file from a local path, a URI, an ``ObjectStoragePath`` or an open binary file, streamed."""
+        if hasattr(source, "read") and not hasattr(source, "open"):  # already open: send as it is
+            return self.get_conn().upload_file(source, filename=filename)
         if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source):
             return self.get_conn().upload_file(os.fspath(source), filename=filename)
         from airflow.sdk import ObjectStoragePath

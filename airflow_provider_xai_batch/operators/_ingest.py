@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_xai_batch.client import ClientLimits, XAIInputError
+from airflow_provider_xai_batch.client.errors import XAIInputError
 from airflow_provider_xai_batch.sources import (
     InputSummary,
     ResolvedInput,
@@ -24,19 +24,7 @@ from airflow_provider_xai_batch.sources import (
 
 if TYPE_CHECKING:
     from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-    from airflow_provider_xai_batch.sources import LogLike
-
-# An add call's body wraps its requests in {"batch_requests":[...]}: a request alone must fit in it.
-ADD_CALL_ENVELOPE_BYTES = len(b'{"batch_requests":[]}')
-
-
-def largest_request_bytes(limits: ClientLimits) -> int:
-    """The largest single request the limits let through: it must fit as a request and in an add call.
-
-    >>> largest_request_bytes(ClientLimits(max_request_bytes=1000, max_add_call_bytes=500))
-    479
-    """
-    return min(limits.max_request_bytes, limits.max_add_call_bytes - ADD_CALL_ENVELOPE_BYTES)
+    from airflow_provider_xai_batch.logs import LogLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,17 +105,21 @@ def validate_input(
     source: Any = None,
     source_conn_id: str | None = None,
     source_label: str,
-    log: LogLike,
+    log: LogLike | None,
 ) -> ValidatedInput:
     """Read the whole input once and check every request; raise ``XAIInputError`` at the first problem.
 
-    Sizes are checked against the connection's own limits (its extra may lower them), so a
+    The one validation path of every operator, inline or file batch. Sizes are checked against
+    the connection's own limits (its extra may lower them) by the one rule
+    :attr:`~airflow_provider_xai_batch.client.policy.ClientLimits.largest_request_bytes`, so a
     request that no add call could carry fails here, before anything is sent.
     """
     resolved = resolve_input(
         requests=requests, source=source, source_conn_id=source_conn_id, source_label=source_label
     )
-    summary = validate(resolved, max_request_bytes=largest_request_bytes(hook.get_conn().limits))
+    summary = validate(resolved, max_request_bytes=hook.limits.largest_request_bytes)
+    if log is None:
+        return ValidatedInput(resolved, summary)
     for name, count in summary.per_source.items():
         log.info("%s: %d requests", name, count)
     log.info(
@@ -162,7 +154,7 @@ def send_input(
         calls += 1
 
     started = time.monotonic()
-    sent = hook.get_conn().add_requests(
+    sent = hook.add_requests(
         batch_id, iter_located(validated.resolved), source=validated.resolved.label, on_call=count_call
     )
     seconds = time.monotonic() - started

@@ -1,10 +1,12 @@
 """Operators that create a batch, add requests to it and cancel it, one step per task.
 
-``XAIBatchOperator`` (all of it in one task) lives in :mod:`.one_task` and is importable from here.
+``XAIBatchOperator`` (all of it in one task) lives in :mod:`.one_task`; importing it from here
+still works, with a deprecation warning.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,16 +16,36 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
-from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sources import require_one_input
 from airflow_provider_xai_batch.task_hook import task_hook
 
 __all__ = [
     "XAIAddBatchRequestsOperator",
-    "XAIBatchOperator",
     "XAICancelBatchOperator",
     "XAICreateBatchOperator",
 ]
+
+# Names that moved, and their one home now.
+_MOVED = {
+    "XAIBatchOperator": "airflow_provider_xai_batch.operators.one_task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``XAIBatchOperator`` from its earlier home, with a deprecation warning naming the new one."""
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    warnings.warn(
+        f"import {name} from {home}; {__name__}.{name} is deprecated",
+        AirflowProviderDeprecationWarning,
+        stacklevel=2,
+    )
+    import importlib
+
+    return getattr(importlib.import_module(home), name)
 
 
 class XAICreateBatchOperator(BaseOperator):

@@ -19,8 +19,9 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.logs import LogLike
+from airflow_provider_xai_batch.operators._ingest import validate_input
 from airflow_provider_xai_batch.operators._resume import name_suffix, task_instance_key
-from airflow_provider_xai_batch.sources import ResolvedInput, resolve_input, validate, xcom_source_label
+from airflow_provider_xai_batch.sources import ResolvedInput, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.uploads import (
     MAX_FILE_BYTES,
@@ -94,20 +95,17 @@ def prepare_upload(
     >>> plan = prepare_upload(hook, context, source="s3://prompts/batch.jsonl")  # doctest: +SKIP
     """
     given = _checked_options(options, "prepare_upload")
-    resolved = resolve_input(
+    validated = validate_input(
+        hook,
         requests=given.get("requests"),
         source=given.get("source"),
         source_conn_id=given.get("source_conn_id"),
         source_label=xcom_source_label(context),
+        log=given.get("log"),
     )
-    summary = validate(resolved, max_request_bytes=hook.get_conn().limits.max_request_bytes)
-    log = given.get("log")
-    if log is not None:
-        for name, count in summary.per_source.items():
-            log.info("%s: %d requests", name, count)
     return plan_checked_upload(
         context,
-        resolved,
+        validated.resolved,
         max_file_requests=given.get("max_file_requests", MAX_FILE_REQUESTS),
         max_file_bytes=given.get("max_file_bytes", MAX_FILE_BYTES),
     )
@@ -130,7 +128,7 @@ def upload_validated(
     plan = plan_checked_upload(
         context, resolved, max_file_requests=max_file_requests, max_file_bytes=max_file_bytes
     )
-    return upload_or_reuse(hook.get_conn(), plan, context, log=log)
+    return upload_or_reuse(hook, plan, context, log=log)
 
 
 def upload_input(
@@ -145,7 +143,7 @@ def upload_input(
     """
     _checked_options(options, "upload_input")
     plan = prepare_upload(hook, context, **options)
-    return upload_or_reuse(hook.get_conn(), plan, context, log=options.get("log"))
+    return upload_or_reuse(hook, plan, context, log=options.get("log"))
 
 
 class XAIUploadFileOperator(BaseOperator):

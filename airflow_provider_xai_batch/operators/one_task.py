@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
-from airflow_provider_xai_batch.operators import _resubmit
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
+from airflow_provider_xai_batch.operators._resubmit import resend, round_outcomes
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.files import upload_validated
-from airflow_provider_xai_batch.results.writer import export_results
-from airflow_provider_xai_batch.sources import require_one_input
+from airflow_provider_xai_batch.resubmit import ErrorPolicy, ResubmitPolicy, RoundsPlan
+from airflow_provider_xai_batch.results.export import export_results
+from airflow_provider_xai_batch.results.rounds import export_rounds
+from airflow_provider_xai_batch.sources import require_one_input, resolve_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
@@ -27,6 +31,18 @@ from airflow_provider_xai_batch.waiting import (
     deferral_timeout,
     event_outcome,
 )
+
+__all__ = ["ResubmitPolicy", "XAIBatchOperator"]
+
+# The wall clock and the pause of the synchronous wait: tests move them by hand instead of sleeping.
+wall_clock: Callable[[], float] = time.time
+pause: Callable[[float], object] = time.sleep
+
+# The keyword that carries the rounds so far (their batch ids) through a deferral, and the
+# deadline of the whole task, so that a resumed task goes on where it was.
+ROUNDS_KWARG = "rounds"
+END_TIME_KWARG = "end_time"
+NO_RESUBMIT = ResubmitPolicy(rounds=0)
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -69,7 +85,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     :param wait_for_completion: Wait for the batch; ``False`` returns right after adding.
     :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: Seconds between status checks.
-    :param timeout: Seconds (or ``timedelta``) to wait for the batch before failing the task with
+    :param timeout: Seconds (or ``timedelta``) the whole task may take, from its start, including
+        every follow-up round of ``resubmit``; once spent, the task fails with
         :class:`~airflow_provider_xai_batch.exceptions.XAIBatchWaitTimeout`, without a retry (as a
         sensor's timeout). The batch keeps running; clearing the task re-attaches to it and waits
         again. ``None`` waits as long as it takes.
@@ -77,11 +94,13 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     :param input_mode: ``"inline"`` adds the requests to an inline batch; ``"file"`` uploads the
         input as one JSONL file (see :class:`~airflow_provider_xai_batch.operators.files.XAIUploadFileOperator`)
         and creates a file batch from it.
-    :param resubmit_failed: After the batch ends, send the requests that failed for a passing reason
-        again in a follow-up batch, up to this many times (``0``: never). The results then show
-        each request once, with its final outcome and ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`.
-    :param resubmit_if: Decides from a failed request's error whether to resend it; default
-        :func:`airflow_provider_xai_batch.resubmit.is_passing_error`.
+    :param resubmit: A :class:`~airflow_provider_xai_batch.resubmit.ResubmitPolicy`: after the batch
+        ends, send the requests that failed for a passing reason (``retry_if``, default
+        :func:`~airflow_provider_xai_batch.resubmit.is_passing_error`) again in a follow-up batch, up
+        to ``rounds`` times. The results then show each request once, with its final outcome and
+        ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`. ``None``: never.
+    :param resubmit_failed: Deprecated: ``resubmit=ResubmitPolicy(rounds=...)``.
+    :param resubmit_if: Deprecated: ``resubmit=ResubmitPolicy(retry_if=...)``.
     :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
         whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
@@ -95,6 +114,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     ...     output_conn_id="aws_default",
     ...     deferrable=True,
     ...     timeout=24 * 3600,
+    ...     resubmit=ResubmitPolicy(rounds=2),
     ... )
     """
 
@@ -123,8 +143,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         timeout: float | timedelta | None = None,
         cancel_on_kill: bool = True,
         input_mode: str = "inline",
-        resubmit_failed: int = 0,
-        resubmit_if: Callable[[str], bool] | None = None,
+        resubmit: ResubmitPolicy | None = None,
+        resubmit_failed: int | None = None,
+        resubmit_if: ErrorPolicy | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
@@ -136,15 +157,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             raise ValueError(
                 f"{type(self).__name__}: input_mode must be 'inline' or 'file', not {input_mode!r}"
             )
-        if isinstance(resubmit_failed, bool) or not isinstance(resubmit_failed, int) or resubmit_failed < 0:
-            raise ValueError(f"{type(self).__name__}: resubmit_failed must be a whole number >= 0")
-        if resubmit_failed and not wait_for_completion:
-            raise ValueError(f"{type(self).__name__}: resubmit_failed needs wait_for_completion=True")
+        self.resubmit = _resubmit_policy(type(self).__name__, resubmit, resubmit_failed, resubmit_if)
+        if self.resubmit.rounds and not wait_for_completion:
+            raise ValueError(f"{type(self).__name__}: resubmit needs wait_for_completion=True")
         self.input_mode = input_mode
-        self.resubmit_failed = resubmit_failed
-        self.resubmit_if = resubmit_if
-        self.resume_kwargs: dict[str, Any] | None = None
-        # --
         if output_path is not None and not wait_for_completion:
             raise ValueError(f"{type(self).__name__}: output_path needs wait_for_completion=True")
         if poll_interval <= 0:
@@ -165,14 +181,16 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         self.batch_id: str | None = None
 
     def execute(self, context: Context) -> Any:
+        # The deadline of the whole task, follow-up rounds included; it travels with every deferral.
+        end_time = wall_clock() + self.timeout if self.timeout is not None else None
         with task_hook(self.xai_conn_id) as hook:
             batch_id = self._submit(hook, context)
             if batch_id is None:
                 return self._no_input()
             if not self.wait_for_completion:
                 return hook.get_batch(batch_id).to_xcom()
-            end_time = time.time() + self.timeout if self.timeout is not None else None
-            return self._finish(hook, self._wait(hook, batch_id, end_time), context)
+            rounds = [batch_id]
+            return self._finish(hook, self._wait(hook, rounds, end_time), context, rounds, end_time)
 
     def _submit(self, hook: XAIBatchHook, context: Context) -> str | None:
         """Check the whole input, then create (or, on a retry, re-attach to) the batch and fill it.
@@ -203,12 +221,14 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         )
         return manifest
 
-    def _wait(self, hook: XAIBatchHook, batch_id: str, end_time: float | None) -> dict[str, Any]:
-        """Poll until the wait is over, making the same decisions as the trigger; return the completed batch.
+    def _wait(self, hook: XAIBatchHook, rounds: list[str], end_time: float | None) -> dict[str, Any]:
+        """Poll the latest round until the wait is over, as the trigger decides; return the completed batch.
 
         When deferrable, the first poll still happens here (a batch that is already done needs no
-        trip through the triggerer), then the wait moves to the triggerer.
+        trip through the triggerer), then the wait moves to the triggerer, carrying the rounds so
+        far and the task's deadline.
         """
+        batch_id = rounds[-1]
         poller = BatchPoller(
             batch_id,
             poll_interval=self.poll_interval,
@@ -217,15 +237,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         )
         while True:
             try:
-                batch = hook.get_batch(batch_id)
+                answer: Any = hook.get_batch(batch_id)
             except Exception as exc:
-                step = poller.on_error(exc, now=time.time())
-            else:
-                step = poller.on_batch(batch, now=time.time())
-            if step.progress is not None:
-                self.log.info("%s", step.progress)
-            if step.warning is not None:
-                self.log.warning("%s", step.warning)
+                answer = exc
+            step = poller.step(answer, now=wall_clock(), log=self.log)
             if step.event is not None:
                 if step.error is not None:
                     raise step.error
@@ -234,13 +249,14 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 hook.close()  # the next call reads the connection again
                 continue
             if self.deferrable:
-                self._defer(batch_id, end_time)
-            time.sleep(step.delay)
+                self._defer(rounds, end_time)
+            pause(step.delay)
 
-    def _defer(self, batch_id: str, end_time: float | None) -> None:
+    def _defer(self, rounds: list[str], end_time: float | None) -> None:
+        remaining = max(0.0, end_time - wall_clock()) if end_time is not None else None
         self.defer(
             trigger=XAIBatchTrigger(
-                batch_id=batch_id,
+                batch_id=rounds[-1],
                 xai_conn_id=self.xai_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=end_time,
@@ -248,28 +264,41 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 progress_interval=self.progress_interval,
             ),
             method_name="execute_complete",
-            kwargs=self.resume_kwargs,  # the rounds so far, when resubmitting
-            timeout=deferral_timeout(self.timeout),
+            kwargs={ROUNDS_KWARG: list(rounds), END_TIME_KWARG: end_time},
+            timeout=deferral_timeout(remaining),
         )
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, rounds: list[str] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        rounds: list[str] | None = None,
+        end_time: float | None = None,
     ) -> Any:
-        """Resume after the trigger: check its event, then write the results if asked."""
+        """Resume after the trigger: check its event, then go on with the rounds and write the results if asked."""
         batch = event_outcome(event, None)
         self.batch_id = str(batch["batch_id"])
         with task_hook(self.xai_conn_id) as hook:
-            return self._finish(hook, batch, context, rounds)
+            return self._finish(hook, batch, context, list(rounds or [self.batch_id]), end_time)
 
     def _finish(
         self,
         hook: XAIBatchHook,
         batch: dict[str, Any],
-        context: Context | None = None,
-        rounds: list[str] | None = None,
+        context: Context,
+        rounds: list[str],
+        end_time: float | None,
     ) -> Any:
-        if self.resubmit_failed and context is not None:
-            return _resubmit.finish_rounds(self, hook, context, batch, rounds)
+        """After the latest round completed: make the follow-up rounds due, then export or return."""
+        if self.resubmit.rounds:
+            rounds = self._run_rounds(hook, context, rounds, end_time)
+            if self.output_path is None:
+                first = hook.get_batch(rounds[0]).to_xcom()
+                first[ROUNDS_KWARG] = rounds
+                return first
+            return export_rounds(
+                hook.get_conn(), rounds, self.output_path, output_conn_id=self.output_conn_id, log=self.log
+            )
         if self.output_path is None:
             return batch
         return export_results(
@@ -279,6 +308,47 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             output_conn_id=self.output_conn_id,
             log=self.log,
         )
+
+    def _run_rounds(
+        self, hook: XAIBatchHook, context: Context, rounds: list[str], end_time: float | None
+    ) -> list[str]:
+        """Make and wait for the follow-up rounds :class:`RoundsPlan` asks for; return every round's batch id.
+
+        Each round re-attaches on a retry (its own name and state key). Waiting may defer, in
+        which case ``execute_complete`` comes back here with the rounds so far.
+        """
+        plan = RoundsPlan(self.name, self.resubmit, rounds)
+        resolved = None
+        while plan.more_allowed:
+            step = plan.next_round(round_outcomes(hook, plan.last))
+            if step is None:
+                self.log.info(
+                    "round %d leaves nothing to resend (%d failed for good)",
+                    len(plan.rounds) - 1,
+                    plan.failed_for_good,
+                )
+                break
+            batch = create_or_reattach(hook, step.name, context, log=self.log, state_key=step.state_key)
+            if resolved is None:
+                resolved = resolve_input(
+                    requests=self.requests,
+                    source=self.source,
+                    source_conn_id=self.source_conn_id,
+                    source_label=xcom_source_label(context),
+                )
+            sent = resend(hook, resolved, batch.batch_id, step.resend)
+            self.log.info(
+                "round %d: resending %d requests that failed for a passing reason in batch %s "
+                "(%d failed for good)",
+                step.number,
+                sent,
+                batch.batch_id,
+                step.failed_for_good,
+            )
+            plan.started(batch.batch_id)
+            self.batch_id = batch.batch_id
+            self._wait(hook, plan.rounds, end_time)
+        return plan.rounds
 
     def on_kill(self) -> None:
         """Cancel the batch (when ``cancel_on_kill``) if it is still running."""
@@ -292,3 +362,27 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             self.log.info("Cancelled batch %s on kill (%s)", self.batch_id, batch.status.value)
         except Exception as exc:  # the task is being killed anyway; say why the batch may still run
             self.log.warning("Could not cancel batch %s on kill: %s", self.batch_id, exc)
+
+
+def _resubmit_policy(
+    owner: str, policy: ResubmitPolicy | None, rounds: int | None, retry_if: ErrorPolicy | None
+) -> ResubmitPolicy:
+    """The one resubmission value, also from the deprecated ``resubmit_failed`` / ``resubmit_if``."""
+    if rounds is None and retry_if is None:
+        return policy if policy is not None else NO_RESUBMIT
+    if policy is not None:
+        raise ValueError(
+            f"{owner}: give resubmit=ResubmitPolicy(...) alone, not with resubmit_failed/resubmit_if"
+        )
+    warnings.warn(
+        f"{owner}: resubmit_failed= and resubmit_if= are deprecated; "
+        "pass resubmit=ResubmitPolicy(rounds=..., retry_if=...)",
+        AirflowProviderDeprecationWarning,
+        stacklevel=4,
+    )
+    try:
+        if retry_if is None:
+            return ResubmitPolicy(rounds=0 if rounds is None else rounds)
+        return ResubmitPolicy(rounds=0 if rounds is None else rounds, retry_if=retry_if)
+    except ValueError as error:
+        raise ValueError(f"{owner}: resubmit_failed must be a whole number >= 0") from error

@@ -31,7 +31,6 @@ from __future__ import annotations
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.sources.ingest import (
     InputSummary,
-    add_from_input,
     iter_located,
     iter_native,
     validate,
@@ -54,7 +53,6 @@ __all__ = [
     "InputSummary",
     "LogLike",
     "ResolvedInput",
-    "add_from_input",
     "as_uri",
     "expand_sources",
     "has_glob",

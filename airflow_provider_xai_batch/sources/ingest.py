@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_xai_batch.client import LocatedRequest
-from airflow_provider_xai_batch.client.errors import XAIInputError
 from airflow_provider_xai_batch.client.inputs import (
     DEFAULT_MAX_REQUEST_BYTES,
     DuplicateIdChecker,
@@ -33,12 +32,11 @@ from airflow_provider_xai_batch.client.inputs import (
     check_request_size,
     encode_request,
 )
-from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.sources.reading import iter_positioned
-from airflow_provider_xai_batch.sources.resolve import REQUESTS_LABEL, ResolvedInput, resolve_input
+from airflow_provider_xai_batch.sources.resolve import ResolvedInput
 
 if TYPE_CHECKING:
-    from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+    pass
 
 
 @dataclass(frozen=True)
@@ -98,52 +96,3 @@ def iter_located(resolved: ResolvedInput) -> Iterator[LocatedRequest]:
     for source, where, request in iter_positioned(resolved):
         if checker.check(request, source=source, position=where):
             yield LocatedRequest(request, source, where)
-
-
-def add_from_input(
-    hook: XAIBatchHook,
-    batch_id: str,
-    *,
-    requests: Any = None,
-    source: Any = None,
-    source_conn_id: str | None = None,
-    source_label: str = REQUESTS_LABEL,
-    log: LogLike | None = None,
-) -> int:
-    """Validate the whole input, then stream it into a batch; return how many distinct requests were sent.
-
-    Nothing is sent when any request is bad. Every request carries a deterministic id, so calling
-    this again with the same input (a retry after a failure half-way) adds nothing twice and
-    misses nothing: the service accepts an identical re-add as a no-op.
-
-    >>> add_from_input(hook, "batch_123", source="s3://bucket/in/*.jsonl.gz",  # doctest: +SKIP
-    ...                source_conn_id="aws_default")
-    1200
-    """
-    resolved = resolve_input(
-        requests=requests, source=source, source_conn_id=source_conn_id, source_label=source_label
-    )
-    limit = hook.get_conn().limits.max_request_bytes
-    summary = validate(resolved, max_request_bytes=limit)
-    if log is not None:
-        for name, count in summary.per_source.items():
-            log.info("%s: %d requests", name, count)
-        log.info(
-            "validated %d requests (%d distinct) from %d source(s); adding them to batch %s",
-            summary.total,
-            summary.unique,
-            len(summary.per_source),
-            batch_id,
-        )
-        if summary.unique == 0:
-            log.warning("the request list is empty: nothing to add to batch %s", batch_id)
-    if summary.unique == 0:
-        return 0
-    added = hook.add_requests(batch_id, iter_located(resolved), source=resolved.label)
-    if added != summary.unique:
-        raise XAIInputError(
-            f"the input changed while it was being sent: validated {summary.unique} distinct requests, "
-            f"sent {added}; run the task again to send the current input",
-            source=", ".join(summary.per_source),
-        )
-    return added

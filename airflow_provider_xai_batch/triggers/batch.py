@@ -136,18 +136,13 @@ class XAIBatchTrigger(BaseTrigger):
                 # Waits on the same batch in this triggerer share one call per poll interval, but a
                 # wait never takes back an answer it already had (as at a deadline that cut a sleep).
                 fresh_for = min(self.poll_interval / 2, time.monotonic() - last_answer)
-                batch: Batch = await SHARED_POLLS.get_batch(
+                answer: Batch | Exception = await SHARED_POLLS.get_batch(
                     lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=fresh_for
                 )
                 last_answer = time.monotonic()
             except Exception as exc:
-                step = poller.on_error(exc, now=time.time())
-            else:
-                step = poller.on_batch(batch, now=time.time())
-            if step.progress is not None:
-                self.log.info("%s", step.progress)
-            if step.warning is not None:
-                self.log.warning("%s", step.warning)
+                answer = exc
+            step = poller.step(answer, now=time.time(), log=self.log)
             if step.event is not None:
                 return step.event
             if step.renew:

@@ -7,9 +7,10 @@ here, once, so the three cannot drift::
     poller = BatchPoller("batch_1", poll_interval=60, end_time=time.time() + 3600)
     while True:
         try:
-            step = poller.on_batch(client.get_batch("batch_1"), now=time.time())
+            answer = client.get_batch("batch_1")
         except Exception as error:
-            step = poller.on_error(error, now=time.time())
+            answer = error
+        step = poller.step(answer, now=time.time(), log=log)
         if step.event is not None:
             return step.event           # the one event that ends the wait
         if step.renew:
@@ -28,7 +29,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_xai_batch.client.policy import capped_exponential
 from airflow_provider_xai_batch.client import (
     Batch,
     XAIAuthenticationError,
@@ -37,7 +37,9 @@ from airflow_provider_xai_batch.client import (
     XAIRateLimitError,
     XAIServerError,
 )
+from airflow_provider_xai_batch.client.policy import capped_exponential
 from airflow_provider_xai_batch.exceptions import error_kind
+from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.waiting.events import batch_event, describe_batch
 from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, ProgressLog
 
@@ -157,6 +159,23 @@ class BatchPoller:
         self.last_error: Exception | None = None
         self.renewed = False
         self.progress = ProgressLog(progress_interval)
+
+    def step(self, answer: Batch | Exception, *, now: float, log: LogLike | None = None) -> PollStep:
+        """Decide after one poll, from the batch it returned or the exception it raised, and log the step.
+
+        The one way every wait applies a poll: ``progress`` goes to ``log`` at info level,
+        ``warning`` as a warning.
+        """
+        if isinstance(answer, Exception):
+            step = self.on_error(answer, now=now)
+        else:
+            step = self.on_batch(answer, now=now)
+        if log is not None:
+            if step.progress is not None:
+                log.info("%s", step.progress)
+            if step.warning is not None:
+                log.warning("%s", step.warning)
+        return step
 
     def on_batch(self, batch: Batch, *, now: float) -> PollStep:
         """Decide after a poll that returned the batch."""

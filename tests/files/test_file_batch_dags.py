@@ -18,7 +18,8 @@ HEADER = """
 import datetime, json, pathlib
 import pendulum
 from airflow.sdk import DAG, task
-from airflow_provider_xai_batch.operators.batch import XAIBatchOperator, XAICreateBatchOperator
+from airflow_provider_xai_batch.operators.batch import XAICreateBatchOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.operators.files import XAIUploadFileOperator
 from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor

@@ -17,9 +17,8 @@ Events = Callable[[], list[dict[str, Any]]]
 HEADER = """
 import pendulum
 from airflow.sdk import DAG
-from airflow_provider_xai_batch.operators.batch import (
-    XAIAddBatchRequestsOperator, XAIBatchOperator, XAICreateBatchOperator,
-)
+from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator, XAICreateBatchOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 """
 

@@ -63,7 +63,8 @@ def test_the_operators_import_and_build_without_openlineage() -> None:
 import sys
 for name in ("openlineage", "airflow.providers.openlineage.extractors", "airflow.providers.openlineage.plugins"):
     sys.modules[name] = None
-from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator, XAIBatchOperator
+from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 XAIBatchResultsOperator(task_id="export", batch_id="b", output_path="/tmp/out")
 XAIBatchOperator(task_id="run", name="n", requests=[], output_path="/tmp/out")

@@ -14,7 +14,8 @@ from request_files import all_batches, short
 
 from airflow_provider_xai_batch.exceptions import XAIBatchInputError
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
-from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator, XAIBatchOperator
+from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 
 
 def context(task_id: str = "run_batch") -> dict[str, Any]:

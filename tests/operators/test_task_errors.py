@@ -74,7 +74,7 @@ ONE_TASK_DAG = """
 import datetime
 import pendulum
 from airflow.sdk import DAG
-from airflow_provider_xai_batch.operators.batch import XAIBatchOperator
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 
 with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1),
          default_args={{"retries": 3, "retry_delay": datetime.timedelta(0)}}) as dag:

@@ -1,4 +1,4 @@
-"""``XAIBatchOperator(resubmit_failed=N)`` in whole DAG runs against the emulator.
+"""``XAIBatchOperator(resubmit=ResubmitPolicy(rounds=N))`` in whole DAG runs against the emulator.
 
 The emulator fails a prompt holding ``[[fail-transient]]`` with an internal error the first time,
 and lets it succeed in a later batch; ``[[fail]]`` and ``max_tokens <= 0`` fail every time.
@@ -22,7 +22,7 @@ DAG_FILE = """
 import datetime, json, pathlib
 import pendulum
 from airflow.sdk import DAG, task
-from airflow_provider_xai_batch.operators.batch import XAIBatchOperator
+from airflow_provider_xai_batch.operators.one_task import ResubmitPolicy, XAIBatchOperator
 
 with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1),
          default_args={{"retries": {retries}, "retry_delay": datetime.timedelta(0)}}) as dag:
@@ -112,7 +112,7 @@ def test_only_passing_failures_are_resent_and_the_results_show_each_request_once
     ids = write_input(tmp_path / "in.jsonl")
     source = dag_source(
         "resubmit_mixed", tmp_path, input=f"source={str(tmp_path / 'in.jsonl')!r}",
-        options=f"resubmit_failed=2, input_mode={input_mode!r}", deferrable=deferrable,
+        options=f"resubmit=ResubmitPolicy(rounds=2), input_mode={input_mode!r}", deferrable=deferrable,
     )  # fmt: skip
 
     run = run_dag(source, "resubmit_mixed")
@@ -146,7 +146,7 @@ def test_a_custom_policy_decides_and_rounds_stop_at_the_limit(
     requests = [{"custom_id": f"q{index}", **row} for index, row in enumerate(ROWS)]
     source = dag_source(
         "resubmit_policy", tmp_path, input=f"requests={requests!r}",
-        options="resubmit_failed=2, resubmit_if=lambda error: True", output=False,
+        options="resubmit=ResubmitPolicy(rounds=2, retry_if=lambda error: True)", output=False,
     )  # fmt: skip
 
     run = run_dag(source, "resubmit_policy")
@@ -182,7 +182,7 @@ def test_a_retry_re_attaches_to_the_rounds_already_made(
     emulator.faults.decide = fail_the_export
     source = dag_source(
         "resubmit_retry", tmp_path, input=f"source={str(tmp_path / 'in.jsonl')!r}",
-        options="resubmit_failed=1", retries=1,
+        options="resubmit=ResubmitPolicy(rounds=1)", retries=1,
     )  # fmt: skip
 
     run = run_dag(source, "resubmit_retry")
