@@ -15,6 +15,8 @@ import pytest
 
 from airflow_provider_xai_batch.client.inputs import generated_request_id
 from airflow_provider_xai_batch.emulator.faults import FaultDecision
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
+from airflow_provider_xai_batch.resubmit import ResubmitPolicy
 
 MODEL = "grok-4.3"
 
@@ -196,3 +198,95 @@ def test_a_retry_re_attaches_to_the_rounds_already_made(
     assert sorted(request_ids(emulator, second["batch_id"])) == sorted(ids[i] for i in TRANSIENT)
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     assert (manifest["succeeded"], manifest["failed"], manifest["recovered"]) == (7, 2, 3)
+
+
+TIMEOUT_DAG = """
+import datetime, pathlib
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_xai_batch.operators.one_task import ResubmitPolicy, XAIBatchOperator
+
+
+class Recording(XAIBatchOperator):
+    # Failure callbacks get the exception only on newer Airflow; this works on every version.
+    def execute(self, context):
+        try:
+            return super().execute(context)
+        except Exception as error:
+            pathlib.Path({error_file!r}).write_text(type(error).__name__)
+            raise
+
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+         default_args={{"retries": 1, "retry_delay": datetime.timedelta(0)}}) as dag:
+    Recording(task_id="run", name="bounded", source={source!r}, poll_interval=10, timeout=100,
+              resubmit=ResubmitPolicy(rounds=2))
+"""
+
+
+def test_the_timeout_bounds_the_whole_task_with_its_rounds(
+    run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, manual_clock: Any,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from airflow_provider_xai_batch.operators import one_task
+
+    # One clock for the service and the task; the task's pauses move it instead of sleeping.
+    monkeypatch.setattr(one_task, "wall_clock", manual_clock.now)
+    monkeypatch.setattr(one_task, "pause", manual_clock.advance)
+    # Round 0 (9 requests) takes 90 s, round 1 (3 requests) 30 s more: past the 100 s the task has,
+    # though each round alone would fit in it.
+    emulator.config.update({"processing_rate": 0.1})
+    write_input(tmp_path / "in.jsonl")
+    error_file = tmp_path / "error.txt"
+    source = TIMEOUT_DAG.format(
+        dag_id="resubmit_timeout", source=str(tmp_path / "in.jsonl"), error_file=str(error_file)
+    )
+
+    run = run_dag(source, "resubmit_timeout")
+
+    assert run.state == "failed", states(run)
+    assert error_file.read_text() == "XAIBatchWaitTimeout"
+    assert {ti.task_id: ti.try_number for ti in run.get_task_instances()}["run"] == 1  # no retry
+    first, second = batches(emulator)
+    assert second["name"].startswith("bounded-round-1-")
+    assert second["state"]["num_pending"] > 0  # the follow-up round was still running
+
+
+@pytest.mark.parametrize(
+    ("old", "policy_rounds", "resends"),
+    [
+        ({"resubmit_failed": 2}, 2, "Internal error while processing the request"),
+        ({"resubmit_failed": 1, "resubmit_if": lambda error: error == "odd"}, 1, "odd"),
+    ],
+)
+def test_the_old_keywords_still_work_with_a_deprecation_warning(
+    old: dict[str, Any], policy_rounds: int, resends: str
+) -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="resubmit=ResubmitPolicy"):
+        op = XAIBatchOperator(task_id="run", name="n", requests=[], **old)
+    assert op.resubmit.rounds == policy_rounds and op.resubmit.retry_if(resends)
+
+
+def test_the_new_and_the_old_keywords_do_not_mix() -> None:
+    with pytest.raises(ValueError, match="alone"):
+        XAIBatchOperator(
+            task_id="run", name="n", requests=[], resubmit=ResubmitPolicy(rounds=1), resubmit_failed=1
+        )
+    with pytest.raises(ValueError, match="wait_for_completion"):
+        XAIBatchOperator(
+            task_id="run", name="n", requests=[], resubmit=ResubmitPolicy(rounds=1), wait_for_completion=False
+        )
+
+
+def test_the_one_task_operator_still_imports_from_its_earlier_home_with_a_warning() -> None:
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    from airflow_provider_xai_batch.operators import batch
+
+    with pytest.warns(AirflowProviderDeprecationWarning, match="operators.one_task"):
+        moved = batch.XAIBatchOperator
+    assert moved is XAIBatchOperator
+    with pytest.raises(AttributeError):
+        _ = batch.NoSuchOperator

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from airflow_provider_xai_batch.emulator.state import CANCELLED_ERROR, PROCESSING_ERROR
-from airflow_provider_xai_batch.resubmit import RoundRow, is_passing_error, merge_rounds, plan_resend
+from airflow_provider_xai_batch.resubmit import (
+    ResubmitPolicy,
+    RoundRow,
+    RoundsPlan,
+    is_passing_error,
+    merge_rounds,
+    plan_resend,
+)
 from airflow_provider_xai_batch.resubmit.merge import ResultsOutOfOrderError
 
 
@@ -101,3 +110,54 @@ def test_the_emulator_fails_a_transient_marker_once_then_lets_it_succeed_in_a_la
     service.add_requests(second, rows)
     assert errors(second) == {"t": None, "p": "Request failed while processing: the prompt contains [[fail]]"}
     assert is_passing_error(str(errors(first)["t"])) and not is_passing_error(str(errors(second)["p"]))
+
+
+def test_the_rounds_plan_stops_at_the_limit_without_reading_more_outcomes() -> None:
+    plan = RoundsPlan("nightly", ResubmitPolicy(rounds=1), ["b0"])
+    step = plan.next_round([("a", None), ("b", PROCESSING_ERROR), ("c", "max_tokens must be positive")])
+    assert step is not None
+    assert (step.number, step.name, step.state_key) == (1, "nightly-round-1", "xai_batch_id_round_1")
+    assert (step.resend, step.failed_for_good) == (frozenset({"b"}), 1)
+    plan.started("b1")
+
+    def never_read() -> Iterator[tuple[str, str | None]]:
+        raise AssertionError("the outcomes of the last allowed round were read")
+        yield  # pragma: no cover
+
+    assert not plan.more_allowed and plan.next_round(never_read()) is None
+    assert plan.rounds == ["b0", "b1"]
+
+
+def test_the_rounds_plan_stops_when_nothing_passing_is_left() -> None:
+    plan = RoundsPlan("n", ResubmitPolicy(rounds=3, retry_if=lambda error: error == "again"), ["b0", "b1"])
+    assert plan.next_round([("a", "never"), ("b", None)]) is None
+    assert plan.failed_for_good == 1
+    step = plan.next_round([("a", "again")])
+    assert step is not None and step.number == 2 and step.resend == {"a"}
+
+
+@pytest.mark.parametrize("rounds", [-1, True, 1.5])
+def test_a_resubmit_policy_refuses_a_round_count_that_is_not_a_whole_number(rounds: object) -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        ResubmitPolicy(rounds=rounds)  # type: ignore[arg-type]
+
+
+def test_a_deferral_carries_the_rounds_and_the_deadline_of_the_whole_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_xai_batch.operators import one_task
+    from airflow_provider_xai_batch.waiting import DEFERRAL_GRACE_SECONDS
+
+    monkeypatch.setattr(one_task, "wall_clock", lambda: 1_000.0)
+    op = one_task.XAIBatchOperator(
+        task_id="run", name="n", requests=[], deferrable=True, timeout=600, resubmit=ResubmitPolicy(rounds=2)
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op._defer(["b0", "b1"], end_time=1_400.0)
+    assert deferred.value.kwargs == {"rounds": ["b0", "b1"], "end_time": 1_400.0}
+    assert deferred.value.trigger.batch_id == "b1" and deferred.value.trigger.end_time == 1_400.0
+    # Airflow's backstop counts from now: what is left of the task's time, not a fresh timeout.
+    assert deferred.value.timeout is not None
+    assert deferred.value.timeout.total_seconds() == 400.0 + DEFERRAL_GRACE_SECONDS
