@@ -9,12 +9,9 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
-from airflow_provider_xai_batch.results.writer import (
-    MANIFEST_FILE,
-    export_results,
-    resolve_output_folder,
-    uri_of,
-)
+from airflow_provider_xai_batch.results.export import export_results
+from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE
+from airflow_provider_xai_batch.results.staging import resolve_output_folder, uri_of
 from airflow_provider_xai_batch.task_hook import task_hook
 
 
