@@ -21,6 +21,7 @@ from airflow_provider_xai_batch.sources import (
     validate,
     xcom_source_label,
 )
+from airflow_provider_xai_batch.waiting.progress import per_second
 
 if TYPE_CHECKING:
     from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
@@ -57,7 +58,7 @@ class AddReport:
 
     @property
     def rate(self) -> float:
-        return self.sent / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.sent, self.seconds)
 
     def line(self) -> str:
         calls = f"{self.calls} add call{'' if self.calls == 1 else 's'}"

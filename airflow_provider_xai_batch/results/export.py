@@ -22,10 +22,11 @@ from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
-from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
+from airflow_provider_xai_batch.results.progress import ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
 from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
+from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL
 
 _log = logging.getLogger(__name__)
 

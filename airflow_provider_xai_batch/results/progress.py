@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 
 from airflow_provider_xai_batch.logs import LogLike
-
-DEFAULT_PROGRESS_INTERVAL = 60.0
+from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, Pacing, per_second
 
 
 class ExportProgress:
@@ -45,7 +44,8 @@ class ExportProgress:
         self.interval = interval
         self.clock = clock
         self.started = clock()
-        self._last_report = self.started
+        # The first line comes one interval after the start, not at once.
+        self._pacing = Pacing(interval, last=self.started)
 
     @property
     def elapsed(self) -> float:
@@ -54,8 +54,7 @@ class ExportProgress:
 
     def rate(self, rows: int) -> float:
         """Rows per second since the export started (0 before any time has passed)."""
-        elapsed = self.elapsed
-        return rows / elapsed if elapsed > 0 else 0.0
+        return per_second(rows, self.elapsed)
 
     def message(self, rows: int) -> str:
         """The progress line for ``rows`` written so far."""
@@ -68,9 +67,9 @@ class ExportProgress:
     def update(self, rows: int) -> bool:
         """Called after each page; logs a progress line when ``interval`` has passed. Returns whether it did."""
         now = self.clock()
-        if now - self._last_report < self.interval:
+        if not self._pacing.due(now):
             return False
-        self._last_report = now
+        self._pacing.mark(now)
         self.log.info("%s", self.message(rows))
         return True
 

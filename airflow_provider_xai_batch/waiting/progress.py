@@ -58,6 +58,37 @@ def progress_line(batch: Batch, rate: float | None) -> str:
     )
 
 
+def per_second(count: float, seconds: float) -> float:
+    """``count`` per second over ``seconds``; 0 before any time has passed. Every progress rate is this.
+
+    >>> per_second(1200, 2.4), per_second(5, 0)
+    (500.0, 0.0)
+    """
+    return count / seconds if seconds > 0 else 0.0
+
+
+@dataclasses.dataclass
+class Pacing:
+    """When a progress line is due: at most once per ``interval`` seconds (the first at once, unless
+    ``last`` says when the count started). The one pacing of every progress log of the package.
+
+    >>> pacing = Pacing(interval=60, last=0.0)
+    >>> pacing.due(30), pacing.due(61)
+    (False, True)
+    >>> pacing.mark(61); pacing.due(100)
+    False
+    """
+
+    interval: float = DEFAULT_PROGRESS_INTERVAL
+    last: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.last is None or now - self.last >= self.interval
+
+    def mark(self, now: float) -> None:
+        self.last = now
+
+
 @dataclasses.dataclass
 class ProgressLog:
     """Decides, poll after poll, whether to log progress, and returns the line when it is time.
@@ -80,7 +111,7 @@ class ProgressLog:
 
     interval: float = DEFAULT_PROGRESS_INTERVAL
     _first: tuple[float, int] | None = None
-    _logged_at: float | None = None
+    _pacing: Pacing | None = None
     _logged_state: tuple[str, int, int, int, int] | None = None
 
     def line(self, batch: Batch, *, now: float) -> str | None:
@@ -98,9 +129,12 @@ class ProgressLog:
         )
         if snapshot == self._logged_state:
             return None
-        if self._logged_at is not None and now - self._logged_at < self.interval:
+        if self._pacing is None:
+            self._pacing = Pacing(self.interval)
+        if not self._pacing.due(now):
             return None
-        self._logged_at, self._logged_state = now, snapshot
+        self._pacing.mark(now)
+        self._logged_state = snapshot
         started, done_then = self._first
         elapsed = now - started
         rate = (done - done_then) / elapsed if elapsed > 0 and done > done_then else None
