@@ -33,7 +33,7 @@ class XAIBatchClient(ClientCore):
     1
 
     Retries 429, 5xx and connection errors with capped exponential backoff; never other 4xx.
-    Paces batch creation and add calls under :class:`~.protocol.ClientLimits` on the client side.
+    Paces batch creation and add calls under :class:`~.policy.ClientLimits` on the client side.
     """
 
     # Packing the next add call overlaps with sending this one; at most one extra call is held.

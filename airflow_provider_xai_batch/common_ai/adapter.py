@@ -209,12 +209,11 @@ class XAIBatchAdapter(BatchAdapter):
         not returned: common-ai then submits again, and :meth:`submit` completes that same batch.
         """
         when = datetime.fromisoformat(not_before) if not_before else None
+        wanted = (idempotency_key, input_fingerprint[: translate.FINGERPRINT_CHARS])
         best = None
         for batch in self._client.iter_batches():
             identity = translate.parse_batch_name(batch.name)
-            if identity is None or identity.key16 != idempotency_key:
-                continue
-            if identity.fingerprint16 != input_fingerprint[: translate.FINGERPRINT_CHARS]:
+            if identity is None or (identity.key16, identity.fingerprint16) != wanted:
                 continue
             if not translate.usable_for(batch, identity, not_before=when):
                 continue

@@ -169,7 +169,7 @@ def usable_for(batch: Batch, identity: BatchIdentity, *, not_before: datetime | 
     """Whether ``batch`` is a complete, usable batch of ``identity`` created at or after ``not_before``."""
     if parse_batch_name(batch.name) != identity:
         return False
-    if batch.status in (BatchStatus.CANCELLED, BatchStatus.FAILED, BatchStatus.EXPIRED):
+    if not batch.is_reusable:
         return False
     # A crash while adding leaves fewer requests than the name promises: not a batch to wait on.
     if batch.state.num_requests != identity.request_count:

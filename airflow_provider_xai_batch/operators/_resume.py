@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_xai_batch.client.errors import XAINotFoundError
-from airflow_provider_xai_batch.client.models import Batch, BatchStatus
+from airflow_provider_xai_batch.client.models import Batch
 from airflow_provider_xai_batch.task_state import reuse_or_make
 
 if TYPE_CHECKING:
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from airflow_provider_xai_batch.logs import LogLike
 
 BATCH_ID_STATE_KEY = "xai_batch_id"
-UNUSABLE_STATUSES: frozenset[BatchStatus] = frozenset(
-    {BatchStatus.CANCELLED, BatchStatus.FAILED, BatchStatus.EXPIRED}
-)
 _SUFFIX_LENGTH = 10
 
 
@@ -68,11 +65,6 @@ def batch_name_for(name: str, context: Mapping[str, Any]) -> str:
     return f"{name}-{name_suffix(*task_instance_key(context))}"
 
 
-def is_usable(batch: Batch) -> bool:
-    """Whether a batch can still be re-attached to (not cancelled, failed or expired)."""
-    return batch.status not in UNUSABLE_STATUSES
-
-
 def _usable_batch(hook: XAIBatchHook, batch_id: str, log: LogLike | None) -> Batch | None:
     try:
         batch = hook.get_batch(batch_id)
@@ -80,7 +72,7 @@ def _usable_batch(hook: XAIBatchHook, batch_id: str, log: LogLike | None) -> Bat
         if log is not None:
             log.warning("batch %s from an earlier try no longer exists; creating a new one", batch_id)
         return None
-    if not is_usable(batch):
+    if not batch.is_reusable:
         if log is not None:
             log.warning("batch %s from an earlier try is %s; creating a new one", batch_id, batch.status)
         return None

@@ -47,6 +47,24 @@ def test_every_sync_method(
     local.write_text(json.dumps({"custom_id": "f", "body": CHAT}) + "\n")
     assert hook.upload_file(str(local)).filename == "in.jsonl"
     assert hook.upload_file(f"file://{local}", filename="renamed.jsonl").filename == "renamed.jsonl"
+    with local.open("rb") as handle:
+        opened = hook.upload_file(handle, filename="opened.jsonl")
+    assert hook.get_file(opened.id).filename == "opened.jsonl"
+    assert opened.id in {uploaded.id for uploaded in hook.iter_files(page_size=1)}
+
+
+def test_the_facade_adds_with_the_connections_limits(
+    xai_conn: Any, emulator: EmulatorServer, request: pytest.FixtureRequest
+) -> None:
+    xai_conn(max_add_call_bytes=2000)
+    hook = XAIBatchHook()
+    request.addfinalizer(hook.close)
+    assert hook.limits.max_add_call_bytes == 2000
+    assert hook.limits.largest_request_bytes == 2000 - len(b'{"batch_requests":[]}')
+    calls: list[int] = []
+    batch = hook.create_batch("hook-calls")
+    assert hook.add_requests(batch.batch_id, requests(20), on_call=calls.append) == 20
+    assert len(calls) > 1 and len(calls) == emulator.calls("add_requests")
 
 
 def test_every_async_method(xai_connection: str, emulator: EmulatorServer) -> None:
