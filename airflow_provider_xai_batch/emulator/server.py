@@ -96,6 +96,9 @@ class EmulatorServer:
                 loop.close()
                 return
             self.port = self._http.port
+            if not self.config.media_base_url:
+                # Results name media at the address the emulator serves it from.
+                self.config.update({"media_base_url": self.url})
             started.set()
             try:
                 loop.run_forever()
