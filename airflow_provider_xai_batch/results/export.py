@@ -68,6 +68,7 @@ def export_results(
     media_allow_private_addresses: bool = False,
     media_max_bytes: int | None = None,
     media_concurrency: int = 4,
+    allow_media_failures: bool | None = None,
 ) -> dict[str, Any]:
     """Write every result of a batch under the folder ``output_path``; return the manifest.
 
@@ -85,7 +86,7 @@ def export_results(
     ``media="urls"`` keeps the rows as xAI sent them. Media that cannot be stored (e.g. URLs
     expired an hour after generation) are named in the manifest's ``media.failures`` and fail the
     export with :class:`~.media.MediaExportError` once everything else is written, unless
-    ``allow_partial`` is set. A re-run re-uses files still stored with the same size and digest.
+    ``allow_media_failures`` (by default: ``allow_partial``) is set. A re-run re-uses files still stored with the same size and digest.
 
     A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
     at most once per ``progress_interval`` seconds, and ends with a summary line.
@@ -167,7 +168,7 @@ def export_results(
             tally.failed,
         )
     if tally.failed:
-        if not allow_partial:
+        if not (allow_partial if allow_media_failures is None else allow_media_failures):
             raise MediaExportError(tally.error_message(), tally)
         logger.warning("%s", tally.error_message())
     return manifest

@@ -14,7 +14,7 @@ storing are in :mod:`.fetch`, :mod:`.storage` and :mod:`.step`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_xai_batch.client import XAIError
@@ -59,6 +59,28 @@ def media_settings_from_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def media_export_kwargs(
+    hook: Any,
+    conn_id: str,
+    *,
+    media: str,
+    allow_media_hosts: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """``export_results`` media keywords for an operator: its arguments over the connection's extra.
+
+    The hosts of both are allowed; a missing connection (key from the environment) adds nothing.
+    """
+    try:
+        extra = hook.get_connection(conn_id).extra_dejson
+    except Exception:  # no stored connection: the defaults hold
+        extra = {}
+    settings = media_settings_from_extra(extra if isinstance(extra, Mapping) else {})
+    hosts = (*settings.get("allow_media_hosts", ()), *parse_hosts(list(allow_media_hosts or ())))
+    settings["allow_media_hosts"] = tuple(dict.fromkeys(hosts))
+    settings["media"] = check_media_mode(media)
+    return settings
+
+
 __all__ = [
     "DEFAULT_MAX_MEDIA_BYTES",
     "DEFAULT_MEDIA_HOSTS",
@@ -66,5 +88,6 @@ __all__ = [
     "MediaExportError",
     "MediaPolicy",
     "check_media_mode",
+    "media_export_kwargs",
     "media_settings_from_extra",
 ]
