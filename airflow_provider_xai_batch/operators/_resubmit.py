@@ -26,6 +26,7 @@ from airflow_provider_xai_batch.resubmit import (
     round_name,
     round_state_key,
 )
+from airflow_provider_xai_batch.results.media import media_export_kwargs
 from airflow_provider_xai_batch.results.rounds import export_rounds
 from airflow_provider_xai_batch.sources import iter_native, resolve_input, xcom_source_label
 
@@ -126,5 +127,11 @@ def finish_rounds(
         first[ROUNDS_KWARG] = rounds
         return first
     return export_rounds(
-        hook.get_conn(), rounds, op.output_path, output_conn_id=op.output_conn_id, log=op.log
+        hook.get_conn(),
+        rounds,
+        op.output_path,
+        output_conn_id=op.output_conn_id,
+        log=op.log,
+        allow_media_failures=op.allow_media_failures,
+        **media_export_kwargs(hook, op.xai_conn_id, media=op.media, allow_media_hosts=op.allow_media_hosts),
     )

@@ -23,8 +23,8 @@ from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
-from airflow_provider_xai_batch.results.media import MediaExportError, MediaPolicy, check_media_mode
-from airflow_provider_xai_batch.results.media.step import MediaStep
+from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
+from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
 from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
@@ -158,17 +158,10 @@ def export_results(
             "; ".join(notes),
         )
     logger.info("%s", progress.summary(counts.succeeded, counts.failed, counts.cancelled, folder.uri()))
-    if tally.files or tally.failed:
-        logger.info(
-            "media: %d files (%d bytes, %d re-used) stored under %s, %d failed",
-            tally.files,
-            tally.bytes,
-            tally.reused,
-            folder.uri("media"),
-            tally.failed,
-        )
-    if tally.failed:
-        if not (allow_partial if allow_media_failures is None else allow_media_failures):
-            raise MediaExportError(tally.error_message(), tally)
-        logger.warning("%s", tally.error_message())
+    finish_media(
+        tally,
+        allowed=allow_partial if allow_media_failures is None else allow_media_failures,
+        log=logger,
+        where=folder.uri("media"),
+    )
     return manifest

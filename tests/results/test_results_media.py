@@ -214,3 +214,26 @@ def test_media_lands_in_s3_beside_the_results(
     image = s3.get_object(Bucket=s3_bucket, Key="media-run/media/img-1-2.png")["Body"].read()
     assert decode_png(image) == (64, 64)
     assert s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_resubmission_rounds_store_media_of_the_round_that_succeeded(
+    client: XAIBatchClient, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    from airflow_provider_xai_batch.results.rounds import export_rounds
+
+    image = {"model": "grok-imagine-image", "prompt": "a kite [[fail-transient]]", "n": 2}
+    rows = [
+        {"batch_request_id": "kite", "batch_request": {"image_generation": image}},
+        {"batch_request_id": "vid-1", "batch_request": media_requests()[2]["batch_request"]},
+    ]
+    first = finished_batch(client, rows)
+    second = finished_batch(client, rows[:1])  # the passing failure, sent again
+    manifest = export_rounds(client, [first, second], str(tmp_path))
+    stored = rows_of(tmp_path / "succeeded.jsonl")
+    assert stored["kite"]["attempts"] == 2
+    assert [entry["uri"] for entry in stored["kite"]["media"]] == [
+        f"file://{tmp_path}/media/kite-0.png",
+        f"file://{tmp_path}/media/kite-1.png",
+    ]
+    assert check_mp4(local_file(stored["vid-1"]["media"][0]["uri"]).read_bytes()) == 24
+    assert (manifest["media"]["files"], manifest["media"]["failed"]) == (3, 0)

@@ -227,6 +227,28 @@ class MediaStep:
         return self._fetcher
 
 
+def finish_media(tally: MediaTally, *, allowed: bool, log: LogLike, where: str) -> None:
+    """Log what the media step did; fail the export when media were lost and that is not allowed.
+
+    Called after everything else is published, so stored files are kept for a re-run to re-use.
+    """
+    from airflow_provider_xai_batch.results.media import MediaExportError
+
+    if tally.files or tally.failed:
+        log.info(
+            "media: %d files (%d bytes, %d re-used) stored under %s, %d failed",
+            tally.files,
+            tally.bytes,
+            tally.reused,
+            where,
+            tally.failed,
+        )
+    if tally.failed:
+        if not allowed:
+            raise MediaExportError(tally.error_message(), tally)
+        log.warning("%s", tally.error_message())
+
+
 def _entry(uri: str, content_type: str, sink: MediaSink) -> Entry:
     return {"uri": uri, "content_type": content_type, "bytes": sink.size, "sha256": sink.sha256}
 
@@ -235,4 +257,4 @@ def _entry_at(previous: list[Entry], index: int) -> Entry | None:
     return previous[index] if index < len(previous) else None
 
 
-__all__ = ["MediaStep"]
+__all__ = ["MediaStep", "finish_media"]
