@@ -123,3 +123,44 @@ def test_results_operator_after_expiry_fails_unless_partial_is_allowed(
     manifest = json.loads((tmp_path / "lenient" / "manifest.json").read_text())
     named = sorted((item["batch_request_id"], item["index"]) for item in manifest["media"]["failures"])
     assert named == [("img", 0), ("img", 1), ("vid", 0)]
+
+
+ONE_TASK_SOURCE = """
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_xai_batch.operators.batch import XAIBatchOperator
+
+REQUESTS = [
+    {{"custom_id": "pic", "url": "/v1/images/generations",
+      "body": {{"model": "grok-imagine-image", "prompt": "a fox", "n": 2}}}},
+]
+
+with DAG("media_one_task", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    for task_id, options in [
+        ("strict", {{}}),
+        ("lenient", {{"allow_media_failures": True}}),
+        ("urls", {{"media": "urls"}}),
+    ]:
+        XAIBatchOperator(
+            task_id=task_id,
+            name=task_id,
+            requests=REQUESTS,
+            output_path="file://{folder}/" + task_id,
+            poll_interval=0.1,
+            **options,
+        )
+"""
+
+
+def test_batch_operator_passes_the_media_options_through(
+    emulator: EmulatorServer, xai_connection: str, tmp_path: Path, run_dag: Callable[..., Any]
+) -> None:
+    emulator.config.update({"media_ttl_seconds": 0})  # every URL has expired by the time it is read
+    run = run_dag(ONE_TASK_SOURCE.format(folder=tmp_path), "media_one_task")
+    assert task_states(run) == {"strict": "failed", "lenient": "success", "urls": "success"}
+    for task_id, failed in (("strict", 2), ("lenient", 2), ("urls", 0)):
+        manifest = json.loads((tmp_path / task_id / "manifest.json").read_text())
+        assert (manifest["media"]["failed"], manifest["media"]["files"]) == (failed, 0), task_id
+    assert [entry for entry in emulator.request_log if entry.route == "media_file"], "the URLs were tried"
+    assert not (tmp_path / "urls" / "media").exists()
