@@ -2,7 +2,10 @@
 
 The client here is not the API client: it has no API key, sends no cookies (none are kept), reads
 no ``.netrc`` or proxy settings from the environment, and follows no redirect by itself, so each
-hop goes through :class:`~.policy.MediaPolicy` before anything is sent to it.
+hop goes through :class:`~.policy.MediaPolicy` before anything is sent to it. Host names are
+resolved by the connection itself, which checks the addresses and connects to one it checked
+(TLS still verifies the host name), so a name cannot resolve to a public address for the check
+and to a private one for the connection.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from airflow_provider_xai_batch.results.media.policy import MediaPolicy
@@ -53,6 +57,50 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
+class _CheckedAddresses(httpcore.NetworkBackend):
+    """Opens TCP connections only to addresses the policy accepts, resolving each name once."""
+
+    def __init__(self, policy: MediaPolicy, resolve: Resolver) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._policy = policy
+        self._resolve = resolve
+        self._local = {(host, port) for _, host, port in policy.local_origins}
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        addresses = self._resolve(host, port)
+        if (host.lower(), port) not in self._local:
+            refusal = self._policy.address_refusal(f"https://{host}:{port}/", addresses)
+            if refusal is not None:
+                raise MediaFailure(f"refused: {refusal}", refused=True)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
+                error = failed
+        raise error if error is not None else httpcore.ConnectError(f"no address for {host}")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _checked_transport(policy: MediaPolicy, resolve: Resolver, concurrency: int) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(
+        trust_env=False,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+    )
+    # httpx builds its pool with the default network backend; this one checks what it connects to.
+    transport._pool._network_backend = _CheckedAddresses(policy, resolve)
+    return transport
+
+
 class MediaFetcher:
     """Fetch media URLs under one policy; shared by the threads of one export.
 
@@ -73,16 +121,13 @@ class MediaFetcher:
         self.policy = policy
         self.retries = retries
         self.backoff_seconds = backoff_seconds
-        self._resolve = resolve
         self._client = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,
             cookies=_no_cookies(),
             headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(
-                max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
-            ),
+            transport=_checked_transport(policy, resolve, max(1, concurrency)),
         )
 
     def close(self) -> None:
@@ -138,15 +183,8 @@ class MediaFetcher:
         raise MediaFailure(f"more than {MAX_REDIRECTS} redirects", refused=True)
 
     def _check(self, url: str) -> None:
+        # The URL here; the addresses its host resolves to when the connection is opened.
         refusal = self.policy.refusal(url)
-        if refusal is not None:
-            raise MediaFailure(f"refused: {refusal}", refused=True)
-        if self.policy.is_local_origin(url) or self.policy.allow_private:
-            return
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        addresses = self._resolve(host, parts.port or 443)
-        refusal = self.policy.address_refusal(url, addresses)
         if refusal is not None:
             raise MediaFailure(f"refused: {refusal}", refused=True)
 
