@@ -18,12 +18,32 @@ from pathlib import Path
 
 from benchmarks.harness import Row, airflow_environment, format_table
 
-NAMES = ("ingest", "pacing", "shared_limit", "many_waits", "results", "triggers", "ceiling", "timings")
+NAMES = (
+    "ingest",
+    "pacing",
+    "shared_limit",
+    "many_waits",
+    "results",
+    "media",
+    "triggers",
+    "ceiling",
+    "timings",
+)
 
 
 def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
     """What each benchmark runs, full size or quick."""
-    from benchmarks import ceiling, ingest, many_waits, pacing, results, shared_limit, timings, triggers
+    from benchmarks import (
+        ceiling,
+        ingest,
+        many_waits,
+        media,
+        pacing,
+        results,
+        shared_limit,
+        timings,
+        triggers,
+    )
 
     if quick:
         return {
@@ -32,6 +52,7 @@ def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
             "shared_limit": lambda: shared_limit.run(limit=20, window=2.0, windows=4, counts=(1, 4)),
             "many_waits": lambda: many_waits.run(waits=100, poll_interval=10.0, intervals=2),
             "results": lambda: results.run([5_000, 20_000], workdir),
+            "media": lambda: media.run(50, workdir, videos=10),
             "triggers": lambda: triggers.run(triggers=100, baseline_triggers=10, repeats=1),
             "ceiling": lambda: ceiling.run(
                 seconds=0.5, connections=(1, 16), add_requests=5_000, result_rows=5_000, readers=(1, 2)
@@ -44,6 +65,7 @@ def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
         "shared_limit": lambda: shared_limit.run(limit=50, window=5.0, windows=10),
         "many_waits": lambda: many_waits.run(waits=1000, poll_interval=30.0, intervals=3),
         "results": lambda: results.run([100_000, 1_000_000], workdir, repeats=3),
+        "media": lambda: media.run(250, workdir, videos=50, repeats=3),
         "triggers": lambda: triggers.run(triggers=1000, baseline_triggers=100, repeats=3),
         "ceiling": lambda: ceiling.run(),
         "timings": lambda: timings.run(),

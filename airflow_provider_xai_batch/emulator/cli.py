@@ -41,6 +41,8 @@ _KNOBS: tuple[tuple[str, str, type, str], ...] = (
     ("--file-ingest-seconds", "file_ingest_seconds", float, "how long a file batch shows zero counters"),
     ("--supported-models", "supported_models", str, "comma-separated models that accept batch work"),
     ("--batch-ttl-days", "batch_ttl_days", int, "days until a batch expires"),
+    ("--media-ttl-seconds", "media_ttl_seconds", float, "seconds an image or video URL stays valid"),
+    ("--media-base-url", "media_base_url", str, "address media URLs point at; empty = the emulator's own"),
 )
 
 

@@ -60,6 +60,10 @@ class EmulatorConfig:
     request_log_size: int = 10_000
     # Adds fields the contract does not list (e.g. `cost_breakdown`), as the real service may.
     extra_fields: bool = True
+    # Image and video URLs stop working this long after the media was made (xAI: one hour).
+    media_ttl_seconds: float = 3600.0
+    # Where result URLs point for media; empty means the emulator's own address once it listens.
+    media_base_url: str = ""
 
     def __post_init__(self) -> None:
         self.update({})
@@ -100,6 +104,7 @@ _FLOATS = {
     "file_ingest_seconds",
     "fault_rate",
     "slow_ms",
+    "media_ttl_seconds",
 }
 _INTS = {
     "seed",
@@ -129,7 +134,7 @@ def _coerce(name: str, value: Any) -> Any:
         if name in _NAME_LISTS:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(item).strip() for item in items if str(item).strip())
-        if name == "api_key":
+        if name in ("api_key", "media_base_url"):
             if not isinstance(value, str):
                 raise TypeError
             return value

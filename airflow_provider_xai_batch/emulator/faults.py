@@ -27,6 +27,7 @@ ROUTES: tuple[str, ...] = (
     "get_file",
     "delete_file",
     "file_content",
+    "media_file",
 )
 ANY_ROUTE = "*"
 

@@ -15,8 +15,10 @@ from typing import Any
 
 from airflow_provider_xai_batch.emulator.errors import ServiceError, code_text
 from airflow_provider_xai_batch.emulator.faults import FaultPlan
+from airflow_provider_xai_batch.emulator.media import parse_media_path
 from airflow_provider_xai_batch.emulator.multipart import MultipartError, parse_multipart
 from airflow_provider_xai_batch.emulator.request_log import RequestLog
+from airflow_provider_xai_batch.emulator.routes import PUBLIC_ROUTES
 from airflow_provider_xai_batch.emulator.state import BatchService
 from airflow_provider_xai_batch.emulator.strict_json import InvalidJSON, parse_json
 
@@ -95,6 +97,7 @@ class ApiHandlers:
             "get_file": lambda params, _: json_answer(200, self.service.get_file(params["file_id"])),
             "delete_file": lambda params, _: json_answer(200, self.service.delete_file(params["file_id"])),
             "file_content": self._file_content,
+            "media_file": self._media_file,
             "control_faults_list": lambda _, __: json_answer(200, {"pending": self.faults.pending()}),
             "control_faults_inject": self._inject_fault,
             "control_faults_clear": self._clear_faults,
@@ -107,7 +110,7 @@ class ApiHandlers:
 
     def handle(self, route: str, params: dict[str, str], request: Incoming) -> Answer:
         """Answer one request for a known route, authentication first."""
-        refusal = self.authenticate(request)
+        refusal = None if route in PUBLIC_ROUTES else self.authenticate(request)
         if refusal is not None:
             return refusal
         try:
@@ -185,6 +188,13 @@ class ApiHandlers:
 
     def _file_content(self, params: dict[str, str], _: Incoming) -> Answer:
         return Answer(200, self.service.file_content(params["file_id"]), "application/octet-stream")
+
+    def _media_file(self, _: dict[str, str], request: Incoming) -> Answer:
+        found = parse_media_path(request.path)
+        if found is None:
+            raise ServiceError.of(404, "No such media")
+        content_type, content = self.service.media_file(*found)
+        return Answer(200, content, content_type)
 
     # -- control routes --------------------------------------------------------------------------
 

@@ -49,14 +49,14 @@ def request_page(
 
 
 def result_page(
-    batch_id: str, store: RequestStore, after: str | None, size: int, scope: str
+    batch_id: str, store: RequestStore, after: str | None, size: int, scope: str, media_base_url: str = ""
 ) -> tuple[list[str], str | None]:
     """Result rows (JSON text) of finished requests sorted by id, after the id ``after``."""
     finished = store.finished_after(after)
     rows: list[str] = []
     last_id = ""
     for request_id, position in finished:
-        rows.append(result_row(batch_id, store, request_id, position))
+        rows.append(result_row(batch_id, store, request_id, position, media_base_url))
         last_id = request_id
         if len(rows) == size:
             break

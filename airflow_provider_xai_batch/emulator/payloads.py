@@ -7,12 +7,15 @@ requests costs a small fraction of its JSON; results are rendered from these fac
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 from collections.abc import Collection, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
+
+from airflow_provider_xai_batch.emulator.media import media_bytes, media_path
 
 KINDS: tuple[str, ...] = (
     "chat_get_completion",
@@ -73,9 +76,6 @@ IMAGE_TICKS = 200_000_000
 VIDEO_TICKS = 500_000_000
 VIDEO_SECONDS = 6
 MAX_IMAGES = 10
-
-# A 1x1 transparent PNG: the smallest honest answer to a b64_json image request.
-PIXEL_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
 
 class InvalidRequest(Exception):
@@ -282,6 +282,7 @@ def render_response_json(
     image_count: int,
     b64_images: bool,
     finished_at: float,
+    media_base_url: str = "",
 ) -> str:
     """JSON text of ``batch_result.response`` for a successful request: ``{"<result key>": payload}``.
 
@@ -291,6 +292,9 @@ def render_response_json(
     ... )
     >>> json.loads(text)["chat_get_completion"]["choices"][0]["message"]["content"]
     'Emulated answer to: Say "hi"'
+
+    Image and video URLs point at ``media_base_url`` (the emulator's own address, which serves the
+    files) when it is given, else at xAI's media hosts; ``b64_json`` images carry a real PNG.
     """
     result_key = RESULT_KEYS[kind]
     token = _result_token(batch_id, batch_request_id)
@@ -310,10 +314,16 @@ def render_response_json(
     payload: dict[str, Any]
     if result_key == "image_generation":
         if b64_images:
-            images: list[dict[str, str]] = [{"b64_json": PIXEL_PNG_B64} for _ in range(image_count)]
+            images: list[dict[str, str]] = [
+                {"b64_json": base64.b64encode(media_bytes(batch_id, batch_request_id, index, "png")).decode()}
+                for index in range(image_count)
+            ]
         else:
             images = [
-                {"url": f"https://imgen.x.ai/xai-imgen/emulated/{token}-{index}.jpeg", "revised_prompt": ""}
+                {
+                    "url": _media_url(media_base_url, batch_id, batch_request_id, token, index, "png"),
+                    "revised_prompt": "",
+                }
                 for index in range(image_count)
             ]
         payload = {"model": model, "data": images, "usage": {"cost_in_usd_ticks": cost}}
@@ -322,12 +332,21 @@ def render_response_json(
             "request_id": token,
             "model": model,
             "video": {
-                "url": f"https://vidgen.x.ai/xai-vidgen/emulated/{token}.mp4",
+                "url": _media_url(media_base_url, batch_id, batch_request_id, token, 0, "mp4"),
                 "duration": VIDEO_SECONDS,
             },
             "usage": {"cost_in_usd_ticks": cost},
         }
     return json.dumps({result_key: payload}, separators=(",", ":"))
+
+
+def _media_url(base: str, batch_id: str, batch_request_id: str, token: str, index: int, ext: str) -> str:
+    if base:
+        return base.rstrip("/") + media_path(batch_id, batch_request_id, index, ext)
+    # Without an address of its own (the service used in-process), URLs look like xAI's.
+    if ext == "mp4":
+        return f"https://vidgen.x.ai/xai-vidgen/emulated/{token}.mp4"
+    return f"https://imgen.x.ai/xai-imgen/emulated/{token}-{index}.{ext}"
 
 
 def quote_json(text: str) -> str:

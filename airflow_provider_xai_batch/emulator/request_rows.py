@@ -23,7 +23,9 @@ def metadata_row(store: RequestStore, position: int) -> dict[str, Any]:
     }
 
 
-def result_row(batch_id: str, store: RequestStore, request_id: str, position: int) -> str:
+def result_row(
+    batch_id: str, store: RequestStore, request_id: str, position: int, media_base_url: str = ""
+) -> str:
     """One result row as JSON text: the rendered response, or the error the request ended with."""
     state = store.state_at(position)
     if state == SUCCEEDED:
@@ -38,6 +40,7 @@ def result_row(batch_id: str, store: RequestStore, request_id: str, position: in
             image_count=store.image_count_at(position),
             b64_images=store.b64_images_at(position),
             finished_at=finished if finished is not None else 0.0,
+            media_base_url=media_base_url,
         )
         return f'{{"batch_request_id":{quote_json(request_id)},"batch_result":{{"response":{response}}}}}'
     cancelled = state == CANCELLED

@@ -24,7 +24,13 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", _FILE, "get_file"),
     ("DELETE", _FILE, "delete_file"),
     ("GET", _FILE + "/content", "file_content"),
+    # Images and videos named by results, as xAI's media hosts serve them: no API key needed.
+    ("GET", "/media/[^/]+/[^/]+", "media_file"),
+    ("HEAD", "/media/[^/]+/[^/]+", "media_file"),
 )
+
+# Routes that answer without an API key, like a CDN.
+PUBLIC_ROUTES: frozenset[str] = frozenset({"media_file"})
 
 CONTROL_PREFIX = "/_emulator/"
 CONTROL_ROUTES: tuple[tuple[str, str, str], ...] = (

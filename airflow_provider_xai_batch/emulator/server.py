@@ -56,6 +56,7 @@ class EmulatorServer:
         self._http = HTTPServer(EmulatorApp(self.service, self.faults, self.request_log), host, port)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._own_media_url = False
 
     @property
     def url(self) -> str:
@@ -96,6 +97,10 @@ class EmulatorServer:
                 loop.close()
                 return
             self.port = self._http.port
+            if not self.config.media_base_url:
+                # Results name media at the address the emulator serves it from.
+                self.config.update({"media_base_url": self.url})
+                self._own_media_url = True
             started.set()
             try:
                 loop.run_forever()
@@ -124,6 +129,9 @@ class EmulatorServer:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout)
             self._loop = self._thread = None
+            if self._own_media_url:  # a config shared with a later server must not name this one
+                self.config.update({"media_base_url": ""})
+                self._own_media_url = False
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

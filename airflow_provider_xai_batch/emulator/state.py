@@ -28,11 +28,13 @@ from airflow_provider_xai_batch.emulator.errors import (
 from airflow_provider_xai_batch.emulator.file_batches import count_file_requests, ingest_file
 from airflow_provider_xai_batch.emulator.inline_requests import new_requests, prepare_call
 from airflow_provider_xai_batch.emulator.listing import newest_first, request_page, result_page
+from airflow_provider_xai_batch.emulator.media import CONTENT_TYPES, media_bytes
 from airflow_provider_xai_batch.emulator.outcomes import CANCELLED_ERROR, PROCESSING_ERROR, OutcomeDecider
 from airflow_provider_xai_batch.emulator.pagination import decode_token, page_size
-from airflow_provider_xai_batch.emulator.payloads import quote_json
+from airflow_provider_xai_batch.emulator.payloads import RESULT_KEYS, quote_json
 from airflow_provider_xai_batch.emulator.rate_limits import RATE_LIMITED_ROUTES, RateWindows
 from airflow_provider_xai_batch.emulator.records import BatchRecord, FileRecord, batch_json, file_json
+from airflow_provider_xai_batch.emulator.store import SUCCEEDED
 
 __all__ = [
     "CANCELLED_ERROR",
@@ -215,7 +217,45 @@ class BatchService:
         self, batch_id: str, limit: int | None, token: str | None
     ) -> tuple[list[str], str | None]:
         with self._batch_listing("results", batch_id, limit, token) as (batch, ask):
-            return result_page(batch.batch_id, batch.requests, ask.after, ask.size, ask.scope)
+            return result_page(
+                batch.batch_id,
+                batch.requests,
+                ask.after,
+                ask.size,
+                ask.scope,
+                media_base_url=self.config.media_base_url,
+            )
+
+    # -- media -----------------------------------------------------------------------------------
+
+    def media_file(self, batch_id: str, batch_request_id: str, index: int, ext: str) -> tuple[str, bytes]:
+        """``(content_type, bytes)`` of one image or video a result names, while its URL is alive.
+
+        Like xAI's media hosts, a URL stops working ``media_ttl_seconds`` after the media was made
+        (403); media that was never made answers 404.
+        """
+        with self._lock:
+            now = self.clock.now()
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                raise not_found("No such media")
+            self._advance(batch, now)
+            store = batch.requests
+            position = store.position(batch_request_id)
+            if position is None or store.state_at(position) != SUCCEEDED:
+                raise not_found("No such media")
+            result_key = RESULT_KEYS[store.kind_at(position)]
+            if ext == "png":
+                exists = result_key == "image_generation" and not store.b64_images_at(position)
+                exists = exists and index < store.image_count_at(position)
+            else:
+                exists = result_key == "video_generation" and index == 0
+            if not exists:
+                raise not_found("No such media")
+            finished = store.finish_time(position) or 0.0
+            if now >= finished + self.config.media_ttl_seconds:
+                raise permission_denied("Request has expired: media URLs are valid for a limited time")
+        return CONTENT_TYPES[ext], media_bytes(batch_id, batch_request_id, index, ext)
 
     # -- files -----------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.files import upload_validated
 from airflow_provider_xai_batch.resubmit import ErrorPolicy, ResubmitPolicy, RoundsPlan
 from airflow_provider_xai_batch.results.export import export_results
+from airflow_provider_xai_batch.results.media import check_media_mode, media_export_kwargs
 from airflow_provider_xai_batch.results.rounds import export_rounds
 from airflow_provider_xai_batch.sources import require_one_input, resolve_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
@@ -104,6 +105,11 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
         whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
+    :param media: With ``output_path``: ``"download"`` (default) stores images and videos under
+        ``<output_path>/media/``; ``"urls"`` keeps xAI's expiring URLs (see ``docs/results.md``).
+    :param allow_media_hosts: Media hosts to allow beyond xAI's own.
+    :param allow_media_failures: Keep the export when some media cannot be stored (they are named
+        in the manifest) instead of failing the task.
 
     >>> run_batch = XAIBatchOperator(  # doctest: +SKIP
     ...     task_id="nightly_eval",
@@ -148,6 +154,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         resubmit_if: ErrorPolicy | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        media: str = "download",
+        allow_media_hosts: Sequence[str] | None = None,
+        allow_media_failures: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,6 +188,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         self.xai_conn_id = xai_conn_id
         self.progress_interval = float(progress_interval)
         self.batch_id: str | None = None
+        # Images and videos of the results (see XAIBatchResultsOperator).
+        self.media = check_media_mode(media)
+        self.allow_media_hosts = tuple(allow_media_hosts or ())
+        self.allow_media_failures = allow_media_failures
 
     def execute(self, context: Context) -> Any:
         # The deadline of the whole task, follow-up rounds included; it travels with every deferral.
@@ -297,7 +310,15 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 first[ROUNDS_KWARG] = rounds
                 return first
             return export_rounds(
-                hook.get_conn(), rounds, self.output_path, output_conn_id=self.output_conn_id, log=self.log
+                hook.get_conn(),
+                rounds,
+                self.output_path,
+                output_conn_id=self.output_conn_id,
+                log=self.log,
+                allow_media_failures=self.allow_media_failures,
+                **media_export_kwargs(
+                    hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
+                ),
             )
         if self.output_path is None:
             return batch
@@ -307,6 +328,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             self.output_path,
             output_conn_id=self.output_conn_id,
             log=self.log,
+            allow_media_failures=self.allow_media_failures,
+            **media_export_kwargs(
+                hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
+            ),
         )
 
     def _run_rounds(

@@ -11,6 +11,7 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.results.export import export_results
 from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE
+from airflow_provider_xai_batch.results.media import check_media_mode, media_export_kwargs
 from airflow_provider_xai_batch.results.staging import resolve_output_folder, uri_of
 from airflow_provider_xai_batch.task_hook import task_hook
 
@@ -40,6 +41,12 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
     :param allow_partial: export a batch that is still processing instead of failing.
     :param asset_uri: declare an Asset with this URI as an outlet of the task.
     :param page_size: results fetched per call (at most 1000).
+    :param media: ``"download"`` (default) stores every image and video of the results under
+        ``<output_path>/media/`` and points each row at its files; ``"urls"`` keeps xAI's URLs,
+        which expire one hour after generation. Media that cannot be stored fail the task (after
+        everything else is written) unless ``allow_partial`` is set. See ``docs/results.md``.
+    :param allow_media_hosts: hosts to fetch media from beyond xAI's (``imgen.x.ai``,
+        ``vidgen.x.ai``); the connection extra ``media_hosts`` adds to them too.
 
     >>> export = XAIBatchResultsOperator(  # doctest: +SKIP
     ...     task_id="export",
@@ -63,6 +70,8 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         allow_partial: bool = False,
         asset_uri: str | None = None,
         page_size: int = 1000,
+        media: str = "download",
+        allow_media_hosts: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if asset_uri is not None:
@@ -80,6 +89,8 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         self.allow_partial = allow_partial
         self.asset_uri = asset_uri
         self.page_size = page_size
+        self.media = check_media_mode(media)
+        self.allow_media_hosts = tuple(allow_media_hosts or ())
 
     def execute(self, context: Context) -> dict[str, Any]:
         with task_hook(self.xai_conn_id) as hook:
@@ -91,6 +102,9 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
                 allow_partial=self.allow_partial,
                 page_size=self.page_size,
                 log=self.log,
+                **media_export_kwargs(
+                    hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
+                ),
             )
         self._describe_asset_events(context, manifest)
         return manifest

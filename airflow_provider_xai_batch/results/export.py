@@ -14,6 +14,7 @@ memory stays flat whatever the size of the batch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -22,6 +23,8 @@ from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
+from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
+from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
 from airflow_provider_xai_batch.results.progress import ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
@@ -61,6 +64,12 @@ def export_results(
     page_size: int = 1000,
     log: LogLike | None = None,
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    media: str = "download",
+    allow_media_hosts: Iterable[str] = (),
+    media_allow_private_addresses: bool = False,
+    media_max_bytes: int | None = None,
+    media_concurrency: int = 4,
+    allow_media_failures: bool | None = None,
 ) -> dict[str, Any]:
     """Write every result of a batch under the folder ``output_path``; return the manifest.
 
@@ -71,6 +80,15 @@ def export_results(
     unless ``allow_partial`` is set, in which case the results so far are written and the manifest
     says ``"partial": true``. Running again rewrites byte-identical data files.
 
+    Images and videos (``media="download"``, the default) are stored under ``media/`` as
+    ``<batch_request_id>-<n>.<ext>`` and each such row gains ``"media": [{"uri", "content_type",
+    "bytes", "sha256"}]``; only ``https`` URLs on xAI's media hosts (plus ``allow_media_hosts``)
+    are fetched, or the connection's own origin when it is a plain-http or loopback service.
+    ``media="urls"`` keeps the rows as xAI sent them. Media that cannot be stored (e.g. URLs
+    expired an hour after generation) are named in the manifest's ``media.failures`` and fail the
+    export with :class:`~.media.MediaExportError` once everything else is written, unless
+    ``allow_media_failures`` (by default: ``allow_partial``) is set. A re-run re-uses files still stored with the same size and digest.
+
     A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
     at most once per ``progress_interval`` seconds, and ends with a summary line.
 
@@ -79,6 +97,13 @@ def export_results(
     True
     """
     logger: LogLike = log if log is not None else _log
+    check_media_mode(media)
+    policy = MediaPolicy.for_connection(
+        client.base_url,
+        extra_hosts=allow_media_hosts,
+        allow_private=media_allow_private_addresses,
+        max_bytes=media_max_bytes,
+    )
     folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
     before = client.get_batch(batch_id)
     progress = ExportProgress(
@@ -91,19 +116,30 @@ def export_results(
     if partial:
         logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
 
-    with ResultFiles(folder, logger) as files:
+    with (
+        ResultFiles(folder, logger) as files,
+        MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
+    ):
         counts = RowCounts()
+        download = media == "download"
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
                 succeeded_lines, failed_lines = encode_page_body(body, counts)
+                if download:
+                    succeeded_lines = step.process(succeeded_lines)
                 files.succeeded.write(succeeded_lines)
                 files.failed.write(failed_lines)
                 progress.update(counts.total)
+        # The previous export's rows (read for re-use) are released before the new ones replace them.
+        step.close()
         files.close_data()
 
         after = client.get_batch(batch_id)
         reconciled, expected, notes = reconcile(counts, before, after, partial=partial)
+        tally = step.tally
+        if tally.failed:
+            notes.append(tally.error_message())
         manifest = build_manifest(
             after,
             counts,
@@ -113,6 +149,7 @@ def export_results(
             expected=expected,
             notes=notes,
         )
+        manifest["media"] = tally.section(media)
         files.publish(manifest)
 
     if not reconciled:
@@ -122,4 +159,10 @@ def export_results(
             "; ".join(notes),
         )
     logger.info("%s", progress.summary(counts.succeeded, counts.failed, counts.cancelled, folder.uri()))
+    finish_media(
+        tally,
+        allowed=allow_partial if allow_media_failures is None else allow_media_failures,
+        log=logger,
+        where=folder.uri("media"),
+    )
     return manifest

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -24,6 +24,8 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_xai_batch.client import Batch, BatchResult, XAIBatchClient
 from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
+from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
+from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.staging import OutputFolder
 from airflow_provider_xai_batch.results.writer import (
@@ -84,14 +86,28 @@ def export_rounds(
     *,
     output_conn_id: str | None = None,
     log: logging.Logger | LoggerLike | None = None,
+    media: str = "download",
+    allow_media_hosts: Iterable[str] = (),
+    media_allow_private_addresses: bool = False,
+    media_max_bytes: int | None = None,
+    media_concurrency: int = 4,
+    allow_media_failures: bool = False,
 ) -> dict[str, Any]:
     """Write the final outcome of every request of ``batch_ids`` (round 0 first) under ``output_path``.
 
     Every round must be finished. Returns the manifest: the usual keys (``batch_id`` is round 0's),
     plus ``rounds`` (each batch with its size and counts), ``attempts`` (how many requests took
     1, 2 ... attempts), ``resubmitted`` and ``recovered`` (resent, and finally succeeded).
+    Images and videos are stored as by ``export_results`` (``media`` and the keywords after it).
     """
     logger: LoggerLike = log if log is not None else _log
+    check_media_mode(media)
+    policy = MediaPolicy.for_connection(
+        client.base_url,
+        extra_hosts=allow_media_hosts,
+        allow_private=media_allow_private_addresses,
+        max_bytes=media_max_bytes,
+    )
     if not batch_ids:
         raise ValueError("export_rounds needs at least one batch")
     batches = [client.get_batch(batch_id) for batch_id in batch_ids]
@@ -103,7 +119,15 @@ def export_rounds(
     attempts: Counter[int] = Counter()
     seen: Counter[int] = Counter()
     recovered = 0
-    with ResultFiles(folder, logger) as files:
+    with (
+        ResultFiles(folder, logger) as files,
+        MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
+    ):
+        download = media == "download"
+
+        def write_succeeded(lines: bytes) -> None:
+            files.succeeded.write(step.process(lines) if download else lines)
+
         streams = [_round_rows(client, batch_id, number, seen) for number, batch_id in enumerate(batch_ids)]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
@@ -116,11 +140,12 @@ def export_rounds(
             else:
                 bad.append(failure or {})
             if len(good) + len(bad) >= _LINES_PER_WRITE:
-                files.succeeded.write(_encode_lines(good))
+                write_succeeded(_encode_lines(good))
                 files.failed.write(_encode_lines(bad))
                 good, bad = [], []
-        files.succeeded.write(_encode_lines(good))
+        write_succeeded(_encode_lines(good))
         files.failed.write(_encode_lines(bad))
+        step.close()
         files.close_data()
 
         rounds = [
@@ -141,6 +166,8 @@ def export_rounds(
             for item, batch in zip(rounds, batches, strict=True)
             if item["results_read"] != _settled_total(batch)
         ]
+        if step.tally.failed:
+            notes.append(step.tally.error_message())
         expected = {"total": _settled_total(batches[0])}
         reconciled = not notes and counts.total == expected["total"]
         manifest = build_manifest(
@@ -156,6 +183,7 @@ def export_rounds(
         manifest["attempts"] = {str(number): attempts[number] for number in sorted(attempts)}
         manifest["resubmitted"] = sum(count for number, count in attempts.items() if number > 1)
         manifest["recovered"] = recovered
+        manifest["media"] = step.tally.section(media)
         files.publish(manifest)
     logger.info(
         "%d succeeded, %d failed (%d resent, %d of them recovered) over %d round(s), written to %s",
@@ -166,4 +194,5 @@ def export_rounds(
         len(batch_ids),
         folder.uri(),
     )
+    finish_media(step.tally, allowed=allow_media_failures, log=logger, where=folder.uri("media"))
     return manifest

@@ -15,6 +15,7 @@ MODULES = [
     "faults",
     "handlers",
     "http",
+    "media",
     "multipart",
     "pagination",
     "payloads",

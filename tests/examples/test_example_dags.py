@@ -23,6 +23,7 @@ EXAMPLE_IDS = {
     "example_xai_batch_taskflow",
     "example_xai_batch_fan_in",
     "example_xai_batch_watch",
+    "example_xai_batch_images",
 }
 CHAT = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hi"}]}
 OUTPUT_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
@@ -165,3 +166,20 @@ def test_a_scheduled_run_names_its_batch_after_its_logical_date(
     names = [batch["name"] for batch in emulator.service.list_batches()["batches"]]
     assert len(names) == 1 and names[0].startswith("nightly-2026-03-01"), names
     assert manifest_of(output_root, run)["succeeded"] == 1
+
+
+def test_images_example_stores_images_and_a_video_beside_the_results(
+    output_root: Path, dags_folder: Path, emulator: EmulatorServer
+) -> None:
+    from support.media_files import check_mp4, decode_png
+
+    run = run_by_hand("example_xai_batch_images", dags_folder)
+    assert run.state == "success"
+    manifest = manifest_of(output_root, run)
+    # Three products with two shots each, one base64 thumbnail, one clip.
+    assert (manifest["succeeded"], manifest["media"]["files"], manifest["media"]["failed"]) == (5, 8, 0)
+    media = output_root / run.dag_id / run.run_id / "media"
+    assert decode_png((media / "shot-02-1.png").read_bytes()) == (64, 64)
+    assert decode_png((media / "thumb-00-0.png").read_bytes()) == (64, 64)
+    assert check_mp4((media / "clip-00-0.mp4").read_bytes()) == 24
+    assert sum(path.stat().st_size for path in media.iterdir()) == manifest["media"]["bytes"]
