@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from sample_input import write_requests  # demo/sample_input.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "demo-output"
@@ -39,17 +40,6 @@ REAL_SERVICE = "https://api.x.ai"
 # The only way to send the demo's requests to the real service (and pay for them).
 REAL_OPT_IN = "XAI_BATCH_DEMO_REAL"
 
-TOPICS = [
-    "a delayed parcel",
-    "a broken kettle",
-    "a great hotel stay",
-    "an app that keeps crashing",
-    "a helpful support call",
-    "a noisy neighbour",
-    "a perfect birthday cake",
-    "a late train",
-]
-
 
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
@@ -57,34 +47,9 @@ def say(message: str) -> None:
 
 def write_inputs(folder: Path, model: str) -> int:
     """Three files mixing the accepted shapes; a few requests fail on purpose (max_tokens <= 0)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for part in range(3):
-        with (folder / f"prompts-part-{part}.jsonl").open("w") as out:
-            for line in range(REQUESTS_PER_FILE):
-                topic = TOPICS[(part * REQUESTS_PER_FILE + line) % len(TOPICS)]
-                body = {
-                    "model": model,
-                    "max_tokens": -1 if line % 40 == 39 else 60,
-                    "messages": [{"role": "user", "content": f"Write a one-sentence review about {topic}."}],
-                }
-                if line % 3 == 0:  # the JSONL/OpenAI shape
-                    row = {
-                        "custom_id": f"p{part}-{line:04d}",
-                        "method": "POST",
-                        "url": "/v1/chat/completions",
-                        "body": body,
-                    }
-                elif line % 3 == 1:  # the short shape, with no id: one is derived from file and line
-                    row = {"body": body}
-                else:  # the native shape
-                    row = {
-                        "batch_request_id": f"p{part}-{line:04d}",
-                        "batch_request": {"chat_get_completion": body},
-                    }
-                out.write(json.dumps(row) + "\n")
-                count += 1
-    return count
+    return write_requests(
+        folder, model, files=3, per_file=REQUESTS_PER_FILE, stem="prompts-part", fail_every=40
+    )
 
 
 @contextlib.contextmanager
