@@ -3,7 +3,9 @@
 The fenced blocks that follow ``<!-- quickstart:NAME -->`` markers in README.md are run in order,
 in the checkout, each by ``bash`` after the ``env`` block (as in the one shell the README asks
 for). The only changes: the ports (8787, 8080) become free ones, and ``HOME`` is a temporary
-folder, so ``~/airflow-xai`` lands there. The ``install`` block is not run (the suite's own
+folder, so ``~/airflow-xai`` lands there; and, as in every process test here, the workers wait
+up to 60 s for the API server (``AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT``), because the test
+machine is small and shared. The ``install`` block is not run (the suite's own
 environment has the same pins); the test checks that it pins the Airflow version this suite runs.
 Then it waits for the runs through the REST API and checks what the ``look`` block shows.
 """
@@ -84,7 +86,13 @@ class Shell:
             for key, value in os.environ.items()
             if not key.startswith(("AIRFLOW", "XAI_", "PYTEST", "PYTHONPATH"))
         }
-        self.env.update({"HOME": str(self.home), "PATH": f"{venv_bin}{os.pathsep}{self.env.get('PATH', '')}"})
+        self.env.update(
+            {
+                "HOME": str(self.home),
+                "PATH": f"{venv_bin}{os.pathsep}{self.env.get('PATH', '')}",
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            }
+        )
         self.blocks = {
             name: self.ported(text) for name, text in quickstart_blocks(README.read_text()).items()
         }
