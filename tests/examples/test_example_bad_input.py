@@ -116,3 +116,33 @@ def test_taskflow_with_a_bad_request_creates_no_batch(
     assert run.state == "failed"
     assert all_batches(emulator) == [] and emulator.calls("create_batch") == 0
     assert "item 0" in task_log(capfd)
+
+
+def test_the_documented_pattern_validates_a_request_list_before_creating(
+    xai_connection: str, emulator: EmulatorServer
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_provider_xai_batch.exceptions import XAIBatchInputError
+    from airflow_provider_xai_batch.operators.batch import XAICreateBatchOperator
+
+    ti = SimpleNamespace(dag_id="d", task_id="create", run_id="r1", map_index=-1, try_number=1)
+    requests = [{"custom_id": "a", "body": CHAT}, {"custom_id": "b", "url": "/v1/chat/completions"}]
+    create = XAICreateBatchOperator(task_id="create", name="n", requests=requests)
+
+    with pytest.raises(XAIBatchInputError, match=r"^create\.requests, item 1: the request has no body"):
+        create.execute({"ti": ti})  # type: ignore[arg-type]
+    assert emulator.calls("create_batch") == 0
+
+    good = XAICreateBatchOperator(task_id="create", name="n", requests=requests[:1])
+    assert good.execute({"ti": ti}).startswith("batch_")  # type: ignore[arg-type]
+    assert emulator.calls("create_batch") == 1
+
+
+def test_create_takes_one_input_to_validate_and_none_for_a_file_batch() -> None:
+    from airflow_provider_xai_batch.operators.batch import XAICreateBatchOperator
+
+    with pytest.raises(ValueError, match="at most one"):
+        XAICreateBatchOperator(task_id="c", name="n", requests=[], source="file:///x/*.jsonl")
+    with pytest.raises(ValueError, match="validated when it is uploaded"):
+        XAICreateBatchOperator(task_id="c", name="n", input_file_id="file_1", source="file:///x/*.jsonl")
