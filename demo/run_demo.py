@@ -5,8 +5,13 @@ input files, runs ``example_xai_batch_nightly`` with ``airflow dags test`` in a 
 home, shows progress while the batch is processed, stops the emulator and prints where the
 outputs are, with the counts and the cost.
 
-With ``XAI_API_KEY`` set and ``XAI_BASE_URL`` unset, the same run targets the real xAI service
-instead of the emulator (and costs real money).
+The demo never reaches the real xAI service unless asked explicitly: ``XAI_BATCH_DEMO_REAL=1``
+(``XAI_BATCH_DEMO_REAL=1 make demo``) runs the same DAG against ``XAI_BASE_URL`` (default
+``https://api.x.ai``) with ``XAI_API_KEY``, and costs real money. Without it, ``XAI_API_KEY`` and
+``XAI_BASE_URL`` are ignored. The first line printed names the service used.
+
+``--service-only`` prints that line (starting and stopping the emulator when it is the one) and
+exits without running anything.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from sample_input import write_requests  # demo/sample_input.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "demo-output"
@@ -31,17 +37,8 @@ DAG_ID = "example_xai_batch_nightly"
 EMULATOR_KEY = "demo-key"
 REQUESTS_PER_FILE = 120
 REAL_SERVICE = "https://api.x.ai"
-
-TOPICS = [
-    "a delayed parcel",
-    "a broken kettle",
-    "a great hotel stay",
-    "an app that keeps crashing",
-    "a helpful support call",
-    "a noisy neighbour",
-    "a perfect birthday cake",
-    "a late train",
-]
+# The only way to send the demo's requests to the real service (and pay for them).
+REAL_OPT_IN = "XAI_BATCH_DEMO_REAL"
 
 
 def say(message: str) -> None:
@@ -50,34 +47,9 @@ def say(message: str) -> None:
 
 def write_inputs(folder: Path, model: str) -> int:
     """Three files mixing the accepted shapes; a few requests fail on purpose (max_tokens <= 0)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for part in range(3):
-        with (folder / f"prompts-part-{part}.jsonl").open("w") as out:
-            for line in range(REQUESTS_PER_FILE):
-                topic = TOPICS[(part * REQUESTS_PER_FILE + line) % len(TOPICS)]
-                body = {
-                    "model": model,
-                    "max_tokens": -1 if line % 40 == 39 else 60,
-                    "messages": [{"role": "user", "content": f"Write a one-sentence review about {topic}."}],
-                }
-                if line % 3 == 0:  # the JSONL/OpenAI shape
-                    row = {
-                        "custom_id": f"p{part}-{line:04d}",
-                        "method": "POST",
-                        "url": "/v1/chat/completions",
-                        "body": body,
-                    }
-                elif line % 3 == 1:  # the short shape, with no id: one is derived from file and line
-                    row = {"body": body}
-                else:  # the native shape
-                    row = {
-                        "batch_request_id": f"p{part}-{line:04d}",
-                        "batch_request": {"chat_get_completion": body},
-                    }
-                out.write(json.dumps(row) + "\n")
-                count += 1
-    return count
+    return write_requests(
+        folder, model, files=3, per_file=REQUESTS_PER_FILE, stem="prompts-part", fail_every=40
+    )
 
 
 @contextlib.contextmanager
@@ -156,8 +128,39 @@ def run_dag(env: dict[str, str], base_url: str, api_key: str) -> None:
         raise SystemExit(f"the DAG run failed (full log: {log_path})")
 
 
-def main() -> int:
-    real = bool(os.environ.get("XAI_API_KEY")) and not os.environ.get("XAI_BASE_URL")
+def real_service(environ: Mapping[str, str]) -> str | None:
+    """The real service's base URL when the demo was asked to use it, else ``None`` (the emulator).
+
+    Only ``XAI_BATCH_DEMO_REAL=1`` asks; an API key lying around in the environment does not.
+
+    >>> real_service({"XAI_API_KEY": "xai-123"}) is None
+    True
+    >>> real_service({"XAI_BATCH_DEMO_REAL": "1", "XAI_API_KEY": "xai-123"})
+    'https://api.x.ai'
+    """
+    if environ.get(REAL_OPT_IN, "").strip() != "1":
+        return None
+    if not environ.get("XAI_API_KEY"):
+        raise SystemExit(f"{REAL_OPT_IN}=1 needs XAI_API_KEY (the key for the real service)")
+    return environ.get("XAI_BASE_URL") or REAL_SERVICE
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    service_only = "--service-only" in argv
+    real = real_service(os.environ)
+    if real is not None:
+        say(f"using the REAL xAI service at {real} ({REAL_OPT_IN}=1): this run costs money")
+    else:
+        say(
+            f"using the local emulator: nothing leaves this machine ({REAL_OPT_IN}=1 would use the real service)"
+        )
+        if os.environ.get("XAI_API_KEY") or os.environ.get("XAI_BASE_URL"):
+            say("XAI_API_KEY and XAI_BASE_URL are ignored")
+    if service_only:
+        if real is None:
+            with emulator() as url:
+                say(f"using the local emulator at {url}")
+        return 0
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir()
     model = os.environ.get("XAI_BATCH_MODEL", "grok-4.3")
@@ -175,17 +178,17 @@ def main() -> int:
         "XAI_BATCH_POLL_SECONDS": "2",
     }
     try:
-        if real:
-            say(f"XAI_API_KEY is set and XAI_BASE_URL is not: using the real service at {REAL_SERVICE}")
-            env["AIRFLOW_CONN_XAI_DEFAULT"] = json.dumps({"conn_type": "xai", "host": REAL_SERVICE})
-            run_dag(env, REAL_SERVICE, os.environ["XAI_API_KEY"])
+        if real is not None:
+            env["AIRFLOW_CONN_XAI_DEFAULT"] = json.dumps({"conn_type": "xai", "host": real})
+            run_dag(env, real, os.environ["XAI_API_KEY"])
         else:
+            for name in ("XAI_API_KEY", "XAI_BASE_URL"):  # nothing may lead the run to the real service
+                env.pop(name, None)
             with emulator() as url:
-                say(f"emulator listening on {url} (processing 25 requests/s, 3% random failures)")
+                say(f"using the local emulator at {url} (processing 25 requests/s, 3% random failures)")
                 env["AIRFLOW_CONN_XAI_DEFAULT"] = json.dumps(
                     {"conn_type": "xai", "password": EMULATOR_KEY, "host": url}
                 )
-                env.pop("XAI_API_KEY", None)
                 say(f"running {DAG_ID} with 'airflow dags test' (deferrable wait, polling every 2 s)")
                 run_dag(env, url, EMULATOR_KEY)
     finally:
@@ -207,4 +210,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -17,12 +17,16 @@ import pendulum
 from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
+from airflow_provider_xai_batch.uris import example_root, path_safe
 
 # One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
+ROOT = example_root(os.environ)  # $XAI_BATCH_EXAMPLE_ROOT, else xai-batch-example in the Airflow home
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", ROOT + "/output/{{ dag.dag_id }}/{{ run_id | path_safe }}")
 IMAGE_MODEL = os.environ.get("XAI_BATCH_IMAGE_MODEL", "grok-imagine-image")
 VIDEO_MODEL = os.environ.get("XAI_BATCH_VIDEO_MODEL", "grok-imagine-video")
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
+# At most one progress line (done/total, percent, rate, time left) per this many seconds.
+PROGRESS_SECONDS = float(os.environ.get("XAI_BATCH_PROGRESS_SECONDS", "60"))
 
 PRODUCTS = ["a red enamel teapot", "a walnut desk lamp", "a canvas weekend bag"]
 
@@ -32,6 +36,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["xai", "batch", "example", "media"],
+    user_defined_filters={"path_safe": path_safe},
     doc_md=__doc__,
 ) as dag:
 
@@ -75,6 +80,7 @@ with DAG(
         media="download",
         deferrable=True,
         poll_interval=POLL_SECONDS,
+        progress_interval=PROGRESS_SECONDS,
         timeout=26 * 3600,
     )
 

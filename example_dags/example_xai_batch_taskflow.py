@@ -15,11 +15,15 @@ import pendulum
 from airflow.sdk import DAG, ObjectStoragePath, task
 
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
+from airflow_provider_xai_batch.uris import example_root, path_safe
 
 # One folder per DAG and run: runs never overwrite each other, whether scheduled or triggered by hand.
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
+ROOT = example_root(os.environ)  # $XAI_BATCH_EXAMPLE_ROOT, else xai-batch-example in the Airflow home
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", ROOT + "/output/{{ dag.dag_id }}/{{ run_id | path_safe }}")
 MODEL = os.environ.get("XAI_BATCH_MODEL", "grok-4.3")
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "60"))
+# At most one progress line (done/total, percent, rate, time left) per this many seconds.
+PROGRESS_SECONDS = float(os.environ.get("XAI_BATCH_PROGRESS_SECONDS", "60"))
 
 REVIEWS = [
     "Arrived a day early and works perfectly.",
@@ -42,6 +46,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["xai", "batch", "example"],
+    user_defined_filters={"path_safe": path_safe},
     doc_md=__doc__,
 ) as dag:
 
@@ -68,6 +73,7 @@ with DAG(
         output_path=OUTPUT,
         deferrable=True,
         poll_interval=POLL_SECONDS,
+        progress_interval=PROGRESS_SECONDS,
         timeout=26 * 3600,
     )
 

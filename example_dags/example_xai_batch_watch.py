@@ -13,10 +13,14 @@ from airflow.sdk import DAG, Param
 
 from airflow_provider_xai_batch.operators.results import XAIBatchResultsOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
+from airflow_provider_xai_batch.uris import example_root, path_safe
 
 # One folder per DAG and run: watching the same batch twice keeps both exports.
-OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", "file:///tmp/xai-batch-example/{{ dag.dag_id }}/{{ run_id }}")
+ROOT = example_root(os.environ)  # $XAI_BATCH_EXAMPLE_ROOT, else xai-batch-example in the Airflow home
+OUTPUT = os.environ.get("XAI_BATCH_OUTPUT", ROOT + "/output/{{ dag.dag_id }}/{{ run_id | path_safe }}")
 POLL_SECONDS = float(os.environ.get("XAI_BATCH_POLL_SECONDS", "300"))
+# At most one progress line (done/total, percent, rate, time left) per this many seconds.
+PROGRESS_SECONDS = float(os.environ.get("XAI_BATCH_PROGRESS_SECONDS", "60"))
 
 with DAG(
     dag_id="example_xai_batch_watch",
@@ -25,6 +29,7 @@ with DAG(
     catchup=False,
     params={"batch_id": Param("batch_replace_me", type="string", description="The xAI batch to watch")},
     tags=["xai", "batch", "example"],
+    user_defined_filters={"path_safe": path_safe},
     doc_md=__doc__,
 ) as dag:
     wait = XAIBatchSensor(
@@ -33,6 +38,7 @@ with DAG(
         deferrable=True,
         poke_interval=POLL_SECONDS,
         timeout=30 * 24 * 3600,
+        progress_interval=PROGRESS_SECONDS,
     )
     export = XAIBatchResultsOperator(
         task_id="export_results", batch_id="{{ params.batch_id }}", output_path=OUTPUT

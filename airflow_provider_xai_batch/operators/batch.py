@@ -14,9 +14,9 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
-from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
+from airflow_provider_xai_batch.operators._ingest import send_input, validate_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
-from airflow_provider_xai_batch.sources import require_one_input
+from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 
 __all__ = [
@@ -64,15 +64,30 @@ class XAICreateBatchOperator(BaseOperator):
     Re-running the task instance later (clearing it) re-attaches the same way; give the batch
     another ``name`` (or cancel the old batch) to start afresh.
 
+    Give it the input the add task(s) will send (``requests`` or ``source``, the same values) and
+    it validates that input *before* creating the batch: a bad line fails this task with the file
+    and line (or list index), and no batch is left behind on the account. The add task validates
+    again before sending (the input is read twice). For a fan-in, give it every shard (e.g. the
+    list the mapped add tasks expand over): one bad shard then stops the run before any batch
+    exists, rather than failing one add task beside others that fill the batch.
+
     :param name: the batch name (templated); a per-task-instance suffix is appended.
     :param input_file_id: an uploaded file's id (templated; e.g. ``XAIUploadFileOperator``'s
         output): creates a file batch from it, sealed to further adds. ``None``: an inline batch.
+    :param requests: the requests the batch will be filled with, to validate first (templated;
+        an ``XComArg`` works). Not sent by this task.
+    :param source: URI(s) of the JSONL files the batch will be filled with, globs allowed, to
+        validate first (templated). Not sent by this task.
+    :param source_conn_id: the connection to read ``source`` with (templated).
     :param xai_conn_id: the ``xai`` connection.
 
-    >>> create = XAICreateBatchOperator(task_id="create", name="nightly-eval-{{ (dag_run.logical_date or dag_run.run_after) | ds }}")  # doctest: +SKIP
+    >>> create = XAICreateBatchOperator(  # doctest: +SKIP
+    ...     task_id="create", name="nightly-eval-{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
+    ...     source="s3://prompts/{{ (dag_run.logical_date or dag_run.run_after) | ds }}/*.jsonl",
+    ...     source_conn_id="aws_default")
     """
 
-    template_fields: Sequence[str] = ("name", "input_file_id")
+    template_fields: Sequence[str] = ("name", "input_file_id", "requests", "source", "source_conn_id")
     ui_color = "#d9e3f0"
 
     def __init__(
@@ -80,16 +95,41 @@ class XAICreateBatchOperator(BaseOperator):
         *,
         name: str,
         input_file_id: str | None = None,
+        requests: Any = None,
+        source: Any = None,
+        source_conn_id: str | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if requests is not None and source is not None:
+            raise ValueError(
+                f"{type(self).__name__}: give at most one of 'requests' and 'source' to validate"
+            )
+        if input_file_id is not None and (requests is not None or source is not None):
+            raise ValueError(
+                f"{type(self).__name__}: a file batch's input is validated when it is uploaded; "
+                "give 'requests'/'source' only for an inline batch"
+            )
         self.name = name
         self.input_file_id = input_file_id
+        self.requests = requests
+        self.source = source
+        self.source_conn_id = source_conn_id
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> str:
         with task_hook(self.xai_conn_id) as hook:
+            if self.requests is not None or self.source is not None:
+                # Bad input must fail here, while no batch exists yet.
+                validate_input(
+                    hook,
+                    requests=self.requests,
+                    source=self.source,
+                    source_conn_id=self.source_conn_id,
+                    source_label=xcom_source_label(context),
+                    log=self.log,
+                )
             batch = create_or_reattach(
                 hook, self.name, context, input_file_id=self.input_file_id or None, log=self.log
             )

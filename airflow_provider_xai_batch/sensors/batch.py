@@ -19,6 +19,7 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
+    DEFAULT_OUTAGE_TOLERANCE,
     DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
     PollStep,
@@ -51,6 +52,10 @@ class XAIBatchSensor(BaseSensorOperator):
         defaults to ``[sensors] default_timeout``.
     :param progress_interval: Log progress (done/total, percent, rate, time left) whenever the
         counts change, at most once per this many seconds.
+    :param outage_tolerance: Deferred wait only: seconds the service may stay unreachable (429,
+        5xx, network) before the task fails, saying the batch may still be running at xAI and
+        that clearing the task resumes the wait (default 900 s). ``None``: the deferred wait
+        rides out any outage until ``timeout``. In poke mode every poke tries again and ``timeout`` bounds the wait.
 
     >>> wait = XAIBatchSensor(  # doctest: +SKIP
     ...     task_id="wait_for_batch",
@@ -73,6 +78,7 @@ class XAIBatchSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         timeout: float | timedelta | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        outage_tolerance: float | None = DEFAULT_OUTAGE_TOLERANCE,
         **kwargs: Any,
     ) -> None:
         if timeout is not None:  # Airflow 3.0 refuses None; let its default stand instead
@@ -82,6 +88,7 @@ class XAIBatchSensor(BaseSensorOperator):
         self.xai_conn_id = xai_conn_id
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.progress_interval = float(progress_interval)
+        self.outage_tolerance = None if outage_tolerance is None else float(outage_tolerance)
         self._poller: BatchPoller | None = None
 
     def _look(self) -> PollStep:
@@ -94,6 +101,7 @@ class XAIBatchSensor(BaseSensorOperator):
                 self.batch_id,
                 poll_interval=self.poke_interval,
                 max_transient_errors=None,
+                outage_tolerance=None,
                 progress_interval=self.progress_interval,
             )
         poller = self._poller
@@ -144,6 +152,7 @@ class XAIBatchSensor(BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 end_time=end_time,
                 progress_interval=self.progress_interval,
+                outage_tolerance=self.outage_tolerance,
             ),
             method_name="execute_complete",
             timeout=deferral_timeout(self.timeout),

@@ -22,7 +22,7 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.client_pool import SHARED_CLIENTS, SharedClient
 from airflow_provider_xai_batch.triggers.shared_polls import SHARED_POLLS
 from airflow_provider_xai_batch.waiting import (
-    DEFAULT_MAX_TRANSIENT_ERRORS,
+    DEFAULT_OUTAGE_TOLERANCE,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
@@ -50,6 +50,11 @@ class XAIBatchTrigger(BaseTrigger):
         which calls ``on_kill``; older versions have no such hook and leave the batch running).
     :param max_transient_errors: Consecutive failed polls (429, 5xx, network) tolerated, with
         capped exponential backoff, before an ``error`` event; other errors end the wait at once.
+        ``None`` (the default): only ``outage_tolerance`` counts (before it, 10 failed polls did,
+        :data:`~airflow_provider_xai_batch.waiting.DEFAULT_MAX_TRANSIENT_ERRORS`).
+    :param outage_tolerance: Seconds the service may stay unreachable (429, 5xx, network) before
+        an ``error`` event saying the batch may still be running at xAI and that clearing the task
+        resumes the wait (default 900); ``None``: only ``max_transient_errors`` counts.
     :param progress_interval: Log progress (done/total, percent, rate, time left) whenever the
         counts change, at most once per this many seconds.
 
@@ -65,21 +70,25 @@ class XAIBatchTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
         cancel_on_kill: bool = False,
-        max_transient_errors: int = DEFAULT_MAX_TRANSIENT_ERRORS,
+        max_transient_errors: int | None = None,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        outage_tolerance: float | None = DEFAULT_OUTAGE_TOLERANCE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
-        if max_transient_errors < 0:
+        if max_transient_errors is not None and max_transient_errors < 0:
             raise ValueError("max_transient_errors must not be negative")
+        if outage_tolerance is not None and outage_tolerance < 0:
+            raise ValueError("outage_tolerance must not be negative")
         self.batch_id = batch_id
         self.xai_conn_id = xai_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.cancel_on_kill = bool(cancel_on_kill)
-        self.max_transient_errors = int(max_transient_errors)
+        self.max_transient_errors = None if max_transient_errors is None else int(max_transient_errors)
         self.progress_interval = float(progress_interval)
+        self.outage_tolerance = None if outage_tolerance is None else float(outage_tolerance)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments: ids, numbers and flags only, never a credential."""
@@ -93,6 +102,7 @@ class XAIBatchTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "max_transient_errors": self.max_transient_errors,
                 "progress_interval": self.progress_interval,
+                "outage_tolerance": self.outage_tolerance,
             },
         )
 
@@ -118,6 +128,7 @@ class XAIBatchTrigger(BaseTrigger):
             poll_interval=self.poll_interval,
             end_time=self.end_time,
             max_transient_errors=self.max_transient_errors,
+            outage_tolerance=self.outage_tolerance,
             progress_interval=self.progress_interval,
         )
         try:

@@ -27,6 +27,7 @@ from airflow_provider_xai_batch.waiting.events import (
 )
 from airflow_provider_xai_batch.waiting.poller import (
     DEFAULT_MAX_TRANSIENT_ERRORS,
+    DEFAULT_OUTAGE_TOLERANCE,
     DEFAULT_POLL_INTERVAL,
     TRANSIENT_ERRORS,
     BatchPoller,
@@ -37,6 +38,7 @@ from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVA
 
 __all__ = [
     "DEFAULT_MAX_TRANSIENT_ERRORS",
+    "DEFAULT_OUTAGE_TOLERANCE",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_PROGRESS_INTERVAL",
     "DEFERRAL_GRACE_SECONDS",

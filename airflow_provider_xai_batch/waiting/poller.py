@@ -44,7 +44,11 @@ from airflow_provider_xai_batch.waiting.events import batch_event, describe_batc
 from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, ProgressLog
 
 DEFAULT_POLL_INTERVAL = 60.0
+# The count of failed polls that used to end a wait; kept for callers that pass it explicitly.
 DEFAULT_MAX_TRANSIENT_ERRORS = 10
+# How long a wait rides out a service it cannot reach (429, 5xx, network) before it gives up:
+# long enough for a typical outage, short enough that nobody waits most of an hour for a red task.
+DEFAULT_OUTAGE_TOLERANCE = 900.0
 # Backoff after transient errors never exceeds this (unless the poll interval itself is longer).
 MAX_BACKOFF_SECONDS = 600.0
 # Each sleep is the poll interval give or take this fraction.
@@ -120,7 +124,13 @@ class BatchPoller:
     :param end_time: Wall-clock epoch seconds after which the wait ends with ``timeout``;
         ``None`` waits as long as it takes (or leaves the deadline to the caller).
     :param max_transient_errors: Consecutive transient failures (429, 5xx, network) tolerated,
-        with capped exponential backoff, before the wait ends with ``error``; ``None`` never gives up.
+        with capped exponential backoff, before the wait ends with ``error``; ``None`` (the default)
+        leaves it to ``outage_tolerance``.
+    :param outage_tolerance: Seconds of consecutive transient failures tolerated, counted from the
+        first failed poll; then the wait ends with ``error`` and a message saying the batch may
+        still be running at xAI and that clearing the task resumes the wait. Backoff never sleeps
+        past it, so the last poll happens right at its end. ``None`` leaves it to
+        ``max_transient_errors``.
     :param progress_interval: Seconds between progress lines at most (see :class:`.ProgressLog`).
     :param poll_jitter: Spreads the poll interval; tests pass ``lambda delay: delay``.
     :param backoff_jitter: Spreads transient backoff delays.
@@ -139,7 +149,8 @@ class BatchPoller:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
-        max_transient_errors: int | None = DEFAULT_MAX_TRANSIENT_ERRORS,
+        max_transient_errors: int | None = None,
+        outage_tolerance: float | None = DEFAULT_OUTAGE_TOLERANCE,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         poll_jitter: Callable[[float], float] = poll_jitter,
         backoff_jitter: Callable[[float], float] = backoff_jitter,
@@ -148,13 +159,18 @@ class BatchPoller:
             raise ValueError("poll_interval must not be negative")
         if max_transient_errors is not None and max_transient_errors < 0:
             raise ValueError("max_transient_errors must not be negative")
+        if outage_tolerance is not None and outage_tolerance < 0:
+            raise ValueError("outage_tolerance must not be negative")
         self.batch_id = batch_id
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.max_transient_errors = max_transient_errors
+        self.outage_tolerance = None if outage_tolerance is None else float(outage_tolerance)
         self._poll_jitter = poll_jitter
         self._backoff_jitter = backoff_jitter
         self.failures = 0
+        # When the current run of transient failures began (the caller's clock); None while healthy.
+        self.outage_since: float | None = None
         self.last: Batch | None = None
         self.last_error: Exception | None = None
         self.renewed = False
@@ -179,7 +195,7 @@ class BatchPoller:
 
     def on_batch(self, batch: Batch, *, now: float) -> PollStep:
         """Decide after a poll that returned the batch."""
-        self.failures, self.last, self.last_error = 0, batch, None
+        self.failures, self.last, self.last_error, self.outage_since = 0, batch, None, None
         if batch.status.is_terminal:
             summary = describe_batch(batch)
             return PollStep(event=batch_event("success", self.batch_id, batch, summary), progress=summary)
@@ -214,11 +230,17 @@ class BatchPoller:
     def _on_transient(self, error: Exception, now: float) -> PollStep:
         self.failures += 1
         self.last_error = error
+        if self.outage_since is None:
+            self.outage_since = now
+        outage = now - self.outage_since
+        if self.outage_tolerance is not None and outage >= self.outage_tolerance:
+            return self.stop(self._outage_message(f"for {outage:.0f}s", error), error)
         if self.max_transient_errors is not None and self.failures > self.max_transient_errors:
-            return self.stop(
-                f"polling batch {self.batch_id} failed {self.failures} times in a row: {error}", error
-            )
+            return self.stop(self._outage_message(f"{self.failures} times in a row", error), error)
         delay = transient_backoff(self.poll_interval, self.failures, jitter=self._backoff_jitter)
+        if self.outage_tolerance is not None:
+            # The last poll of an outage happens right when the tolerance runs out, not a backoff later.
+            delay = min(delay, self.outage_tolerance - outage)
         attempts = "" if self.max_transient_errors is None else f" of {self.max_transient_errors + 1}"
         warning = (
             f"Polling batch {self.batch_id} failed ({error}); attempt {self.failures}{attempts}, "
@@ -226,6 +248,13 @@ class BatchPoller:
         )
         step = self._sleep(delay, now)
         return dataclasses.replace(step, warning=warning) if step.event is None else step
+
+    def _outage_message(self, how_long: str, error: Exception) -> str:
+        tolerance = "" if self.outage_tolerance is None else f" (outage tolerance {self.outage_tolerance:g}s)"
+        return (
+            f"polling batch {self.batch_id} failed {how_long}{tolerance}: {error}. "
+            f"The batch may still be running at xAI: clear this task to resume the wait."
+        )
 
     def _sleep(self, delay: float, now: float) -> PollStep:
         if self.end_time is None:

@@ -76,6 +76,9 @@ def test_default_output_folders_differ_across_dags_and_runs(
             context = {"dag": dag, "run_id": run_id}
             folders.add(export.render_template(export.output_path, context))
     assert len(folders) == 2 * len(EXAMPLE_IDS), sorted(folders)
+    # Named after the run in a form every tool takes, under the examples' root in the Airflow home.
+    assert not any(":" in folder.split("://", 1)[1] or "+" in folder for folder in folders), sorted(folders)
+    assert all("/xai-batch-example/output/" in folder for folder in folders), sorted(folders)
 
 
 @pytest.fixture

@@ -235,6 +235,7 @@ def test_serialize_round_trip_holds_no_secret(emulator: Any, conn: str) -> None:
         "cancel_on_kill": True,
         "max_transient_errors": 4,
         "progress_interval": 30.0,
+        "outage_tolerance": 900.0,
     }
     assert all(isinstance(value, (str, int, float, bool)) for value in kwargs.values())
     text = json.dumps(kwargs) + repr(trigger)
