@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage.facets import BatchFigures, OutputFile, operator_lineage
 from airflow_provider_xai_batch.results import FAILED_FILE, MANIFEST_FILE, SUCCEEDED_FILE
-from airflow_provider_xai_batch.results.writer import resolve_output_folder, uri_of
+from airflow_provider_xai_batch.results.staging import resolve_output_folder, uri_of
 from airflow_provider_xai_batch.sources import expand_sources
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_xai_batch.client.errors import XAIInputError
 from airflow_provider_xai_batch.client.inputs import NativeRequest
+from airflow_provider_xai_batch.operators._export import task_input_metadata
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.resubmit import (
     ResendPlan,
@@ -125,6 +126,13 @@ def finish_rounds(
         first = hook.get_batch(rounds[0]).to_xcom()
         first[ROUNDS_KWARG] = rounds
         return first
-    return export_rounds(
-        hook.get_conn(), rounds, op.output_path, output_conn_id=op.output_conn_id, log=op.log
-    )
+    with task_input_metadata(op, context) as metadata:
+        return export_rounds(
+            hook.get_conn(),
+            rounds,
+            op.output_path,
+            output_conn_id=op.output_conn_id,
+            log=op.log,
+            output_format=op.output_format,
+            metadata=metadata,
+        )

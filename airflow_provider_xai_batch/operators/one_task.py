@@ -12,11 +12,14 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.operators import _resubmit
+from airflow_provider_xai_batch.operators._export import task_input_metadata
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.files import upload_validated
-from airflow_provider_xai_batch.results.writer import export_results
+from airflow_provider_xai_batch.results.export import export_results
+from airflow_provider_xai_batch.results.manifest import data_file_names
+from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.sources import require_one_input
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
@@ -82,6 +85,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         each request once, with its final outcome and ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`.
     :param resubmit_if: Decides from a failed request's error whether to resend it; default
         :func:`airflow_provider_xai_batch.resubmit.is_passing_error`.
+    :param output_format: ``"jsonl"`` (default) or ``"parquet"``: the data files written under
+        ``output_path`` (``succeeded.parquet`` and ``failed.parquet`` need the ``[parquet]`` extra).
+        An input item's top-level ``"metadata"`` comes back on its result row in either format.
     :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
         whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
@@ -127,9 +133,12 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         resubmit_if: Callable[[str], bool] | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        output_format: str = "jsonl",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        data_file_names(output_format)  # an unknown format fails when the DAG is parsed
+        self.output_format = output_format
         require_one_input(requests, source, type(self).__name__)
         # -- file batches and follow-up rounds
         if input_mode not in ("inline", "file"):
@@ -165,6 +174,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         self.batch_id: str | None = None
 
     def execute(self, context: Context) -> Any:
+        if self.output_path is not None:  # a missing extra fails before a batch exists
+            require_output_format(self.output_format)
         with task_hook(self.xai_conn_id) as hook:
             batch_id = self._submit(hook, context)
             if batch_id is None:
@@ -197,7 +208,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         if self.output_path is None:
             self.log.info("The input holds no requests: no batch created, nothing to wait for")
             return None
-        manifest = write_empty_results(self.output_path, self.output_conn_id, self.name)
+        manifest = write_empty_results(
+            self.output_path, self.output_conn_id, self.name, log=self.log, output_format=self.output_format
+        )
         self.log.info(
             "The input holds no requests: no batch created; empty results written to %s", self.output_path
         )
@@ -272,13 +285,16 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             return _resubmit.finish_rounds(self, hook, context, batch, rounds)
         if self.output_path is None:
             return batch
-        return export_results(
-            hook.get_conn(),
-            str(batch["batch_id"]),
-            self.output_path,
-            output_conn_id=self.output_conn_id,
-            log=self.log,
-        )
+        with task_input_metadata(self, context) as metadata:
+            return export_results(
+                hook.get_conn(),
+                str(batch["batch_id"]),
+                self.output_path,
+                output_conn_id=self.output_conn_id,
+                log=self.log,
+                output_format=self.output_format,
+                metadata=metadata,
+            )
 
     def on_kill(self) -> None:
         """Cancel the batch (when ``cancel_on_kill``) if it is still running."""

@@ -1,4 +1,4 @@
-"""Stream a batch's results to object storage: ``succeeded.jsonl``, ``failed.jsonl``, then ``manifest.json``.
+"""Stream a batch's results to object storage: ``succeeded.jsonl``, ``failed.jsonl`` (or ``.parquet``), then ``manifest.json``.
 
 Data files are published first and the manifest last, so a reader that waits for
 ``manifest.json`` always sees a finished, consistent export. Pages are written as they arrive, so
@@ -14,6 +14,7 @@ memory stays flat whatever the size of the batch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -22,10 +23,12 @@ from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
 from airflow_provider_xai_batch.results.progress import DEFAULT_PROGRESS_INTERVAL, ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
 from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
+from airflow_provider_xai_batch.results.table import require_output_format
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ def export_results(
     page_size: int = 1000,
     log: LogLike | None = None,
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    output_format: str = "jsonl",
+    metadata: Iterator[MetadataEntry] | None = None,
 ) -> dict[str, Any]:
     """Write every result of a batch under the folder ``output_path``; return the manifest.
 
@@ -70,6 +75,11 @@ def export_results(
     unless ``allow_partial`` is set, in which case the results so far are written and the manifest
     says ``"partial": true``. Running again rewrites byte-identical data files.
 
+    ``output_format="parquet"`` writes ``succeeded.parquet`` and ``failed.parquet`` instead of the
+    JSONL pair (needs the ``[parquet]`` extra; see :mod:`.table` for the columns). ``metadata``, the
+    input's sidecar entries sorted by request id (:func:`~.metadata.read_sidecar`), puts each input
+    item's ``"metadata"`` back on its row, and the kind it was sent as on a failed row.
+
     A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
     at most once per ``progress_interval`` seconds, and ends with a summary line.
 
@@ -78,6 +88,7 @@ def export_results(
     True
     """
     logger: LogLike = log if log is not None else _log
+    require_output_format(output_format)
     folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
     before = client.get_batch(batch_id)
     progress = ExportProgress(
@@ -90,14 +101,13 @@ def export_results(
     if partial:
         logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
 
-    with ResultFiles(folder, logger) as files:
+    lookup = MetadataLookup(metadata) if metadata is not None else None
+    with ResultFiles(folder, logger, output_format=output_format) as files:
         counts = RowCounts()
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
-                succeeded_lines, failed_lines = encode_page_body(body, counts)
-                files.succeeded.write(succeeded_lines)
-                files.failed.write(failed_lines)
+                files.write(*encode_page_body(body, counts, lookup))
                 progress.update(counts.total)
         files.close_data()
 
