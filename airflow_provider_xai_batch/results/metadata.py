@@ -60,8 +60,15 @@ class _Line(msgspec.Struct, gc=False, omit_defaults=True):
     metadata: msgspec.Raw | None = None
 
 
+class _ReadLine(msgspec.Struct, gc=False):
+    # msgspec reads a raw value only as a plain ``Raw`` field: an absent one defaults to ``null``.
+    batch_request_id: str
+    kind: str | None = None
+    metadata: msgspec.Raw = msgspec.Raw(b"null")
+
+
 _encode_lines = msgspec.json.Encoder().encode_lines
-_LINE = msgspec.json.Decoder(_Line)
+_LINE = msgspec.json.Decoder(_ReadLine)
 
 
 def entry_of(request: NativeRequest) -> MetadataEntry:
@@ -158,8 +165,8 @@ def _read_run(folder: OutputFolder, name: str) -> Iterator[MetadataEntry]:
         for line in handle:
             if line.strip():
                 item = _LINE.decode(line)
-                raw = bytes(item.metadata) if item.metadata is not None else None
-                yield MetadataEntry(item.batch_request_id, item.kind, raw)
+                raw = bytes(item.metadata)
+                yield MetadataEntry(item.batch_request_id, item.kind, None if raw == b"null" else raw)
 
 
 def read_sidecar(folder: OutputFolder, log: LogLike | None = None) -> Iterator[MetadataEntry]:

@@ -124,11 +124,15 @@ class _Media(msgspec.Struct, gc=False):
     uri: Any = None
 
 
+# msgspec reads a raw value only as a plain ``Raw`` field: an absent one defaults to ``null``.
+_RAW_NULL = msgspec.Raw(b"null")
+
+
 class _SucceededLine(msgspec.Struct, gc=False):
     batch_request_id: str
     kind: Any = None
-    response: msgspec.Raw | None = None
-    metadata: msgspec.Raw | None = None
+    response: msgspec.Raw = _RAW_NULL
+    metadata: msgspec.Raw = _RAW_NULL
     media: list[_Media] | None = None
     attempts: Any = None
 
@@ -137,7 +141,7 @@ class _FailedLine(msgspec.Struct, gc=False):
     batch_request_id: str
     error: Any = None
     kind: Any = None
-    metadata: msgspec.Raw | None = None
+    metadata: msgspec.Raw = _RAW_NULL
     attempts: Any = None
 
 
@@ -159,9 +163,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json_text(raw: msgspec.Raw | None) -> str | None:
-    if raw is None:
-        return None
+def _json_text(raw: msgspec.Raw) -> str | None:
     data = bytes(raw)
     return None if data == _NULL else data.decode("utf-8")
 
@@ -246,7 +248,7 @@ class ParquetSink:
     def _add_succeeded(self, rows: list[_SucceededLine]) -> None:
         columns = self._buffer
         for row in rows:
-            raw = bytes(row.response) if row.response is not None else _NULL
+            raw = bytes(row.response)
             dug = response_columns(raw)
             if row.media:  # stored copies, when the export downloaded the media
                 dug["media_uris"] = [item.uri for item in row.media if isinstance(item.uri, str)]
