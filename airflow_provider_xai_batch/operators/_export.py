@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from airflow_provider_xai_batch.client import XAIInputError
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.metadata import (
     MetadataEntry,
@@ -63,15 +64,26 @@ def write_batch_sidecar(
 def task_input_metadata(task: Any, context: Mapping[str, Any] | None) -> Iterator[Iterator[MetadataEntry]]:
     """The metadata of an operator's own input (``requests``/``source``), sorted by request id.
 
-    The sidecar lives in a temporary local folder for the duration of the block.
+    The sidecar lives in a temporary local folder for the duration of the block. An input that can
+    no longer be read (files deleted while the batch ran) gives no metadata and a warning: the
+    results themselves are still written.
     """
-    resolved = resolve_input(
-        requests=task.requests,
-        source=task.source,
-        source_conn_id=task.source_conn_id,
-        source_label=xcom_source_label(context),
-    )
     with tempfile.TemporaryDirectory(prefix="xai-batch-metadata-") as scratch:
         folder = OutputFolder(resolve_output_folder(scratch))
-        write_sidecar(folder, iter_native(resolved))
+        try:
+            resolved = resolve_input(
+                requests=task.requests,
+                source=task.source,
+                source_conn_id=task.source_conn_id,
+                source_label=xcom_source_label(context),
+            )
+            write_sidecar(folder, iter_native(resolved))
+        except (XAIInputError, OSError) as error:
+            task.log.warning(
+                "the input cannot be read again (%s): results are written without its metadata, "
+                "and failed rows without their kind",
+                error,
+            )
+            yield iter(())
+            return
         yield read_sidecar(folder)

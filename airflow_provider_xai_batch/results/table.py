@@ -25,7 +25,7 @@ from airflow_provider_xai_batch.results.staging import StagedFile
 PARQUET_EXTRA = "airflow-provider-xai-batch[parquet]"
 # Rows per row group: big enough for good compression and fast scans, small enough that a
 # buffered group (raw responses included) stays a few tens of megabytes.
-ROW_GROUP_ROWS = 50_000
+ROW_GROUP_ROWS = 20_000
 
 SUCCEEDED_COLUMNS = (
     "batch_request_id",
@@ -145,9 +145,52 @@ class _FailedLine(msgspec.Struct, gc=False):
     attempts: Any = None
 
 
+# The fast path: every field of the usual shapes, strictly typed, read for a whole page in one call.
+# A page where any value has another type (a list as message content, say) takes the loose path.
+class _StrictDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
+class _StrictUsage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_in_usd_ticks: int | None = None
+    completion_tokens_details: _StrictDetails | None = None
+    # The Responses API's names: rows that use them go the loose way, which reads both.
+    input_tokens: None = None
+    output_tokens: None = None
+    output_tokens_details: None = None
+
+
+class _StrictMessage(msgspec.Struct, gc=False):
+    content: str | None = None
+
+
+class _StrictChoice(msgspec.Struct, gc=False):
+    message: _StrictMessage | None = None
+    finish_reason: str | None = None
+
+
+class _StrictResponse(msgspec.Struct, gc=False):
+    model: str | None = None
+    choices: list[_StrictChoice] | None = None
+    usage: _StrictUsage | None = None
+    # Anything that carries media or the Responses API's shape goes the loose way.
+    data: None = None
+    video: None = None
+    output: None = None
+
+
+class _StrictLine(msgspec.Struct, gc=False):
+    response: _StrictResponse
+    media: None = None
+
+
 _SUCCEEDED_LINES = msgspec.json.Decoder(list[_SucceededLine])
+_STRICT_LINES = msgspec.json.Decoder(list[_StrictLine])
 _FAILED_LINES = msgspec.json.Decoder(list[_FailedLine])
 _RESPONSE = msgspec.json.Decoder(_Response)
+_NO_USAGE = _StrictUsage()
 _NULL = b"null"
 
 
@@ -163,9 +206,10 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json_text(raw: msgspec.Raw) -> str | None:
+def _json_bytes(raw: msgspec.Raw) -> bytes | None:
+    # JSON text stays UTF-8 bytes: pyarrow takes them for a string column without decoding in Python.
     data = bytes(raw)
-    return None if data == _NULL else data.decode("utf-8")
+    return None if data == _NULL else data
 
 
 def _as_list(lines: bytes) -> bytes:
@@ -233,17 +277,60 @@ class ParquetSink:
         self._row_group_rows = row_group_rows
         self._buffer: dict[str, list[Any]] = {name: [] for name in self._columns}
         self._rows = 0
-        self._writer = pq.ParquetWriter(_StagedStream(staged), self._schema, compression="zstd")
+        # Dictionary encoding only where values repeat: ids, texts and raw responses are nearly all
+        # distinct, and trying a dictionary for them costs time for nothing.
+        self._writer = pq.ParquetWriter(
+            _StagedStream(staged),
+            self._schema,
+            compression="zstd",
+            use_dictionary=["kind", "model", "finish_reason", "error"],
+            write_statistics=["batch_request_id", "kind", "model", "cost_usd_ticks", "attempts"],
+        )
 
     def write(self, lines: bytes) -> None:
         if not lines:
             return
         if self._succeeded:
-            self._add_succeeded(_SUCCEEDED_LINES.decode(_as_list(lines)))
+            page = _as_list(lines)
+            rows = _SUCCEEDED_LINES.decode(page)
+            try:
+                strict = _STRICT_LINES.decode(page)
+            except msgspec.ValidationError:
+                self._add_succeeded(rows)
+            else:
+                self._add_usual(rows, strict)
         else:
             self._add_failed(_FAILED_LINES.decode(_as_list(lines)))
         if self._rows >= self._row_group_rows:
             self._flush()
+
+    def _add_usual(self, rows: list[_SucceededLine], strict: list[_StrictLine]) -> None:
+        """A page of the usual chat shapes: columns built a whole column at a time."""
+        columns = self._buffer
+        responses = [line.response for line in strict]
+        firsts = [response.choices[0] if response.choices else None for response in responses]
+        usages = [response.usage or _NO_USAGE for response in responses]
+        columns["batch_request_id"].extend([row.batch_request_id for row in rows])
+        columns["kind"].extend([_str(row.kind) for row in rows])
+        columns["model"].extend([response.model for response in responses])
+        columns["text"].extend(
+            [first.message.content if first is not None and first.message else None for first in firsts]
+        )
+        columns["finish_reason"].extend([first.finish_reason if first else None for first in firsts])
+        columns["prompt_tokens"].extend([usage.prompt_tokens for usage in usages])
+        columns["completion_tokens"].extend([usage.completion_tokens for usage in usages])
+        columns["reasoning_tokens"].extend(
+            [
+                usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else None
+                for usage in usages
+            ]
+        )
+        columns["cost_usd_ticks"].extend([usage.cost_in_usd_ticks for usage in usages])
+        columns["media_uris"].extend([[] for _ in rows])
+        columns["metadata"].extend([_json_bytes(row.metadata) for row in rows])
+        columns["response"].extend([bytes(row.response) for row in rows])
+        columns["attempts"].extend([_int(row.attempts) for row in rows])
+        self._rows += len(rows)
 
     def _add_succeeded(self, rows: list[_SucceededLine]) -> None:
         columns = self._buffer
@@ -259,8 +346,8 @@ class ParquetSink:
             columns["reasoning_tokens"].append(dug["reasoning_tokens"])
             columns["cost_usd_ticks"].append(dug["cost_usd_ticks"])
             columns["media_uris"].append(dug["media_uris"])
-            columns["metadata"].append(_json_text(row.metadata))
-            columns["response"].append(raw.decode("utf-8"))
+            columns["metadata"].append(_json_bytes(row.metadata))
+            columns["response"].append(raw)
             columns["attempts"].append(_int(row.attempts))
         self._rows += len(rows)
 
@@ -270,7 +357,7 @@ class ParquetSink:
             columns["batch_request_id"].append(row.batch_request_id)
             columns["kind"].append(_str(row.kind))
             columns["error"].append(row.error if isinstance(row.error, str) else str(row.error))
-            columns["metadata"].append(_json_text(row.metadata))
+            columns["metadata"].append(_json_bytes(row.metadata))
             columns["attempts"].append(_int(row.attempts))
         self._rows += len(rows)
 

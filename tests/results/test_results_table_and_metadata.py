@@ -490,3 +490,25 @@ def test_parquet_with_metadata_to_s3(emulator: Any, s3_bucket: str, s3_endpoint:
     assert [json.loads(text)["i"] for text in table.column("metadata").to_pylist()] == [
         i for i in range(100) if i % 10
     ]
+
+
+def test_an_input_deleted_while_the_batch_ran_still_gives_the_results(
+    run_dag: Callable[..., Any], xai_conn: Callable[..., str], emulator: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"custom_id": "d1", "body": chat("hi"), "metadata": {"row": 1}}) + "\n")
+    decide = emulator.faults.decide
+
+    def delete_after_sending(route: str) -> FaultDecision | None:
+        if route == "get_batch" and emulator.calls("add_requests") and path.exists():
+            path.unlink()  # an upstream clean-up, while the batch runs
+        return decide(route)
+
+    emulator.faults.decide = delete_after_sending
+    source = one_task_dag("table_deleted_input", tmp_path, input=f"source={str(path)!r}")
+
+    run = run_dag(source, "table_deleted_input")
+
+    assert run.state == "success", states(run)
+    assert not path.exists()
+    assert read_jsonl(tmp_path / "results" / "succeeded.jsonl")["d1"].get("metadata") is None
