@@ -102,6 +102,14 @@ def _ours(url: str, batch_id: str, folder: str, queue: Any, output_format: str =
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
     size = sum(path.stat().st_size for path in Path(folder).iterdir())
+    if output_format == "parquet":
+        # The tables read back with the counts the manifest gives (their footers, not their rows).
+        import pyarrow.parquet as pq
+
+        for key in ("succeeded", "failed"):
+            rows = pq.ParquetFile(Path(folder) / f"{key}.parquet").metadata.num_rows
+            if rows != manifest[key]:
+                raise RuntimeError(f"{key}.parquet holds {rows} rows, the manifest says {manifest[key]}")
     queue.put(
         {
             "rows": manifest["total"],
