@@ -15,12 +15,12 @@ $(UV):
 
 $(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test,distributed,common-ai,openlineage]'
+	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test,distributed,common-ai,openlineage,parquet]'
 	touch $@
 
 $(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV_OLD)
-	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test,openlineage]'
+	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test,openlineage,parquet]'
 	touch $@
 
 install: $(VENV)/.installed

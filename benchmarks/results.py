@@ -9,6 +9,10 @@ file as it came, with only the page token read out of it. That is the least any 
 one request per page and the bytes on disk. The writer also splits rows into succeeded and
 failed, rewrites each row as one JSONL line, counts cost, hashes the files, stages and renames
 them and writes a manifest. Each side runs in a fresh child process, so its peak RSS is its own.
+
+The same run exports the same batch a third way, as Parquet (``output_format="parquet"``), and
+compares it with the JSONL export: rows per second and peak RSS, flat from the smallest to the
+largest count.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def fill(url: str, counts: list[int]) -> dict[int, str]:
     return batches
 
 
-def _ours(url: str, batch_id: str, folder: str, queue: Any) -> None:
+def _ours(url: str, batch_id: str, folder: str, queue: Any, output_format: str = "jsonl") -> None:
     from airflow_provider_xai_batch.client import XAIBatchClient
     from airflow_provider_xai_batch.results import export_results, resolve_output_folder
 
@@ -92,10 +96,20 @@ def _ours(url: str, batch_id: str, folder: str, queue: Any) -> None:
     with XAIBatchClient(API_KEY, base_url=url, timeout=600) as client, PeakRSS() as rss:
         cpu = time.process_time()
         start = time.perf_counter()
-        manifest = export_results(client, batch_id, "file://" + folder, page_size=PAGE_SIZE, log=quiet)
+        manifest = export_results(
+            client, batch_id, "file://" + folder, page_size=PAGE_SIZE, log=quiet, output_format=output_format
+        )
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
     size = sum(path.stat().st_size for path in Path(folder).iterdir())
+    if output_format == "parquet":
+        # The tables read back with the counts the manifest gives (their footers, not their rows).
+        import pyarrow.parquet as pq
+
+        for key in ("succeeded", "failed"):
+            rows = pq.ParquetFile(Path(folder) / f"{key}.parquet").metadata.num_rows
+            if rows != manifest[key]:
+                raise RuntimeError(f"{key}.parquet holds {rows} rows, the manifest says {manifest[key]}")
     queue.put(
         {
             "rows": manifest["total"],
@@ -108,6 +122,10 @@ def _ours(url: str, batch_id: str, folder: str, queue: Any) -> None:
             "peak_mb": rss.peak_mb,
         }
     )
+
+
+def _parquet(url: str, batch_id: str, folder: str, queue: Any) -> None:
+    _ours(url, batch_id, folder, queue, output_format="parquet")
 
 
 def _baseline(url: str, batch_id: str, folder: str, queue: Any) -> None:
@@ -157,6 +175,7 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
     airflow_environment()
     rows: list[Row] = []
     peaks: dict[int, float] = {}
+    parquet_peaks: dict[int, float] = {}
     with emulator_process(*EMULATOR_FLAGS) as url:
         fill_start = time.perf_counter()
         batches = fill(url, counts)
@@ -164,11 +183,12 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
         for count in counts:
             ours_runs: list[dict[str, Any]] = []
             base_runs: list[dict[str, Any]] = []
+            parquet_runs: list[dict[str, Any]] = []
             for attempt in range(repeats):
-                order = [(_baseline, base_runs), (_ours, ours_runs)]
+                order = [(_baseline, base_runs), (_ours, ours_runs), (_parquet, parquet_runs)]
                 for target, into in order if attempt % 2 == 0 else reversed(order):
                     into.append(_side(target, url, batches[count], workdir, target.__name__.strip("_")))
-            for ours in ours_runs:
+            for ours in ours_runs + parquet_runs:
                 if ours["rows"] != count or not ours["reconciled"] or ours["failed"] == 0:
                     raise RuntimeError(f"export of {count:,} results went wrong: {ours}")
             rate = count / median([run["seconds"] for run in ours_runs])
@@ -196,7 +216,25 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
                     "MB",
                 )
             )
+            parquet_rate = count / median([run["seconds"] for run in parquet_runs])
+            parquet_peaks[count] = max(run["peak_mb"] for run in parquet_runs)
+            rows.append(
+                Row(
+                    "results",
+                    f"parquet rows/s vs jsonl ({count:,})",
+                    parquet_rate,
+                    rate,
+                    "rows/s",
+                    ">= 0.9x",
+                    parquet_rate >= 0.9 * rate,
+                    notes={"parquet": parquet_runs},
+                )
+            )
+            rows.append(
+                Row("results", f"parquet peak RSS ({count:,})", parquet_peaks[count], peaks[count], "MB")
+            )
     rows.extend(rss_growth_rows("results", peaks))
+    rows.extend(rss_growth_rows("results parquet", parquet_peaks))
     return rows
 
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 uv=.venv-tools/bin/uv
 # The distributed tests (Celery, Redis, PostgreSQL) run on the newest leg only.
 for version in 3.3 3.0; do
-  extras=(--extra test)
+  extras=(--extra test --extra parquet)
   [ "$version" = 3.3 ] && extras+=(--extra distributed)
   "$uv" pip compile -q pyproject.toml "${extras[@]}" -c "constraints/airflow-$version.in" \
     --python-version 3.11 --no-header -o "constraints/airflow-$version.txt"

@@ -129,19 +129,12 @@ def cycles_among(graph: dict[str, set[str]], prefix: str) -> list[list[str]]:
     return found
 
 
-# Modules on their way out, whose last importers go with them: results.writer (the results export's
-# earlier home) and the hand-built empty export that still uses it. Empty this once they are gone.
-LEAVING = {f"{PACKAGE}.results.writer"}
-
-
 def reexport_imports(modules: dict[str, Module]) -> list[str]:
     """Imports of a name through a module that does not define it (see the module docstring)."""
     found = []
     for module in modules.values():
         for source, name, line in imports_of(module):
             if name is None or name == "*" or source not in modules or f"{source}.{name}" in modules:
-                continue
-            if source in LEAVING:
                 continue
             through = modules[source]
             if name in through.defined:

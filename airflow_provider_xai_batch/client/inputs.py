@@ -6,6 +6,11 @@ Three shapes are accepted for one request, in XCom lists and JSONL lines alike:
 2. JSONL/OpenAI style: ``{"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``
 3. short: ``{"custom_id": "...", "body": {...}}`` (a chat completion)
 
+Any of them may carry a top-level ``"metadata"`` object beside the request: the caller's own fields
+(a document id, a customer, a split). It is checked like the request (exact JSON, a size limit
+counted here), kept on the normalised request but never sent to xAI, and comes back on the
+request's result row. See :func:`request_metadata`.
+
 >>> normalise_request({"custom_id": "q1", "body": {"model": "grok-4.3", "messages": ["Hi"]}},
 ...                   source="requests", position=0)
 {'batch_request_id': 'q1', 'batch_request': {'chat_get_completion': {'model': 'grok-4.3', 'messages': ['Hi']}}}
@@ -39,6 +44,17 @@ KINDS: frozenset[str] = frozenset(
     }
 )
 
+# The key a successful result is filed under, per request kind: chat and responses requests share
+# one, as do image generations and edits, and the video kinds (docs: the batch API's results).
+RESULT_KEYS: Mapping[str, str] = {
+    "chat_get_completion": "chat_get_completion",
+    "responses": "chat_get_completion",
+    "image_generation": "image_generation",
+    "image_edit": "image_generation",
+    "video_generation": "video_generation",
+    "video_extension": "video_generation",
+}
+
 URL_TO_KIND: Mapping[str, str] = {
     "/v1/chat/completions": "chat_get_completion",
     "/v1/responses": "responses",
@@ -51,6 +67,10 @@ URL_TO_KIND: Mapping[str, str] = {
 }
 
 MAX_ID_LENGTH = 255
+# Metadata travels beside the request, never to xAI; it is written to every result row, so it is
+# kept small enough that a million rows of it stay a modest file.
+MAX_METADATA_BYTES = 64 * 1024
+METADATA_KEY = "metadata"
 DEFAULT_MAX_REQUEST_BYTES = 25_000_000
 # Generated ids carry the list index or line number padded to this many digits, so that sorting ids
 # (a results file sorted by id) gives input order. Nine digits keep that order up to 999,999,999
@@ -132,16 +152,53 @@ class NormalisedRequest(dict[str, Any]):
     it is encoded, is reported at the user's file line or list item whichever path encodes it.
     """
 
-    __slots__ = ("position", "source")
+    __slots__ = ("metadata", "position", "source")
     source: str
     position: str
+    metadata: bytes | None
+
+
+def request_metadata(request: NativeRequest) -> bytes | None:
+    """The request's ``"metadata"`` as compact JSON bytes, or ``None`` when its input item had none.
+
+    >>> request = normalise_request({"custom_id": "q1", "metadata": {"doc": 7},
+    ...     "body": {"model": "m", "messages": ["Hi"]}}, source="requests", position=0)
+    >>> request_metadata(request), "metadata" in request
+    (b'{"doc":7}', False)
+    """
+    return getattr(request, "metadata", None)
+
+
+def _validated_metadata(value: Any, *, source: str, where: str) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise XAIInputError(
+            f"'metadata' must be a JSON object, got {type(value).__name__}", source=source, position=where
+        )
+    problem = json_problem({METADATA_KEY: value})
+    if problem is None:
+        try:
+            encoded = msgspec.json.encode(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            problem = f"metadata cannot be encoded as JSON ({type(exc).__name__}: {exc})"
+    if problem is not None:
+        raise XAIInputError(problem.replace("the request", "the metadata"), source=source, position=where)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise XAIInputError(
+            f"'metadata' is {len(encoded):,} bytes, over the {MAX_METADATA_BYTES:,}-byte limit",
+            source=source,
+            position=where,
+        )
+    return encoded
 
 
 def normalise_request(request: Any, *, source: str, position: int | str) -> NativeRequest:
     """Turn one request in any accepted shape into the native form, or raise :class:`XAIInputError`.
 
     ``position`` is a 0-based list index (int) or a ready label such as ``"line 7"``. A request
-    without an id gets :func:`generated_request_id` for that source and position.
+    without an id gets :func:`generated_request_id` for that source and position. A top-level
+    ``"metadata"`` object is checked and kept aside (:func:`request_metadata`), not in the request.
     """
     if type(request) is NormalisedRequest:
         return request
@@ -185,10 +242,11 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
             position=where,
         )
     body = _validated_body(body, kind, source=source, where=where)
+    metadata = _validated_metadata(request.get(METADATA_KEY), source=source, where=where)
     if request_id is None:
         request_id = generated_request_id(source, position)
     normalised = NormalisedRequest(batch_request_id=request_id, batch_request={kind: body})
-    normalised.source, normalised.position = source, where
+    normalised.source, normalised.position, normalised.metadata = source, where, metadata
     return normalised
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage.facets import BatchFigures, OutputFile, operator_lineage
-from airflow_provider_xai_batch.results import FAILED_FILE, MANIFEST_FILE, SUCCEEDED_FILE
-from airflow_provider_xai_batch.results.writer import resolve_output_folder, uri_of
+from airflow_provider_xai_batch.results import MANIFEST_FILE
+from airflow_provider_xai_batch.results.manifest import data_file_names
+from airflow_provider_xai_batch.results.staging import resolve_output_folder, uri_of
 from airflow_provider_xai_batch.sources import expand_sources
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ class XAIBatchLineageMixin:
     """OpenLineage inputs, outputs and run facets for an operator of this provider.
 
     - inputs: the files ``source`` names (globs expanded), when the operator reads files;
-    - outputs: ``succeeded.jsonl``, ``failed.jsonl`` and ``manifest.json`` under ``output_path``,
-      with row counts and sizes once the manifest is written;
+    - outputs: ``succeeded.jsonl``, ``failed.jsonl`` (or the ``.parquet`` pair) and
+      ``manifest.json`` under ``output_path``, with row counts and sizes once the manifest is written;
     - run facets: ``xai_batch`` (batch id, status, counts, cost) and ``externalQuery`` (batch id).
 
     >>> from airflow.sdk import BaseOperator
@@ -90,7 +91,9 @@ class XAIBatchLineageMixin:
                 rows=(details.get(key) or {}).get("rows"),
                 size=(details.get(key) or {}).get("bytes"),
             )
-            for key, file_name in zip(OUTPUT_KEYS, (SUCCEEDED_FILE, FAILED_FILE), strict=True)
+            for key, file_name in zip(
+                OUTPUT_KEYS, data_file_names(getattr(self, "output_format", "jsonl")), strict=True
+            )
         ]
         outputs.append(OutputFile(uri_of(folder / MANIFEST_FILE)))
         return outputs

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.operators._export import write_batch_sidecar
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
@@ -160,10 +161,18 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
 
     Returns (XCom) ``{"batch_id": ..., "added": n}``, ``n`` counting identical repeats once.
 
+    An input item's top-level ``"metadata"`` object is never sent to xAI. To get it back on the
+    result rows, give ``metadata_path`` (a folder URI) here and to ``XAIBatchResultsOperator``:
+    this task writes its requests' ids, kinds and metadata under ``<metadata_path>/<batch_id>/``
+    (one set of files per task and map index, the same again on a retry), and the results task
+    reads them from there.
+
     :param batch_id: the batch to add to (templated).
     :param requests: a list of request objects (templated; an ``XComArg`` works).
     :param source: a URI or list of URIs of JSONL files, globs allowed (templated).
     :param source_conn_id: the connection to read ``source`` with (templated).
+    :param metadata_path: folder URI for the metadata sidecar (templated); ``None`` writes none.
+    :param metadata_conn_id: the connection to write ``metadata_path`` with (templated).
     :param xai_conn_id: the ``xai`` connection.
 
     >>> add = XAIAddBatchRequestsOperator(  # doctest: +SKIP
@@ -171,7 +180,14 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
     ...     source_conn_id="aws_default")
     """
 
-    template_fields: Sequence[str] = ("batch_id", "requests", "source", "source_conn_id")
+    template_fields: Sequence[str] = (
+        "batch_id",
+        "requests",
+        "source",
+        "source_conn_id",
+        "metadata_path",
+        "metadata_conn_id",
+    )
     ui_color = "#d9e3f0"
 
     def __init__(
@@ -182,10 +198,14 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
         source: Any = None,
         source_conn_id: str | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
+        metadata_path: Any = None,
+        metadata_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         require_one_input(requests, source, type(self).__name__)
+        self.metadata_path = metadata_path
+        self.metadata_conn_id = metadata_conn_id
         self.batch_id = batch_id
         self.requests = requests
         self.source = source
@@ -195,6 +215,15 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with task_hook(self.xai_conn_id) as hook:
             validated = validate_task_input(hook, self, context)
+            if self.metadata_path is not None:  # before sending: every request sent has its entry
+                write_batch_sidecar(
+                    validated.resolved,
+                    self.metadata_path,
+                    self.metadata_conn_id,
+                    self.batch_id,
+                    context,
+                    self.log,
+                )
             report = send_input(hook, self.batch_id, validated, log=self.log)
         return {"batch_id": self.batch_id, "added": report.sent}
 

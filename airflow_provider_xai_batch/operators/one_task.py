@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.operators._export import task_input_metadata
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
 from airflow_provider_xai_batch.operators._resubmit import resend, round_outcomes
@@ -20,8 +21,10 @@ from airflow_provider_xai_batch.operators._resume import create_or_reattach
 from airflow_provider_xai_batch.operators.files import upload_validated
 from airflow_provider_xai_batch.resubmit import ErrorPolicy, ResubmitPolicy, RoundsPlan
 from airflow_provider_xai_batch.results.export import export_results
+from airflow_provider_xai_batch.results.manifest import data_file_names
 from airflow_provider_xai_batch.results.media import check_media_mode, media_export_kwargs
 from airflow_provider_xai_batch.results.rounds import export_rounds
+from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.sources import require_one_input, resolve_input, xcom_source_label
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
@@ -102,6 +105,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         ``attempts``; see :mod:`airflow_provider_xai_batch.resubmit`. ``None``: never.
     :param resubmit_failed: Deprecated: ``resubmit=ResubmitPolicy(rounds=...)``.
     :param resubmit_if: Deprecated: ``resubmit=ResubmitPolicy(retry_if=...)``.
+    :param output_format: ``"jsonl"`` (default) or ``"parquet"``: the data files written under
+        ``output_path`` (``succeeded.parquet`` and ``failed.parquet`` need the ``[parquet]`` extra).
+        An input item's top-level ``"metadata"`` comes back on its result row in either format.
     :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
         whenever the counts change, at most once per this many seconds.
     :param xai_conn_id: The ``xai`` connection.
@@ -157,9 +163,12 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         media: str = "download",
         allow_media_hosts: Sequence[str] | None = None,
         allow_media_failures: bool = False,
+        output_format: str = "jsonl",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        data_file_names(output_format)  # an unknown format fails when the DAG is parsed
+        self.output_format = output_format
         require_one_input(requests, source, type(self).__name__)
         # -- file batches and follow-up rounds
         if input_mode not in ("inline", "file"):
@@ -196,6 +205,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         # The deadline of the whole task, follow-up rounds included; it travels with every deferral.
         end_time = wall_clock() + self.timeout if self.timeout is not None else None
+        if self.output_path is not None:  # a missing extra fails before a batch exists
+            require_output_format(self.output_format)
         with task_hook(self.xai_conn_id) as hook:
             batch_id = self._submit(hook, context)
             if batch_id is None:
@@ -228,7 +239,9 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         if self.output_path is None:
             self.log.info("The input holds no requests: no batch created, nothing to wait for")
             return None
-        manifest = write_empty_results(self.output_path, self.output_conn_id, self.name)
+        manifest = write_empty_results(
+            self.output_path, self.output_conn_id, self.name, log=self.log, output_format=self.output_format
+        )
         self.log.info(
             "The input holds no requests: no batch created; empty results written to %s", self.output_path
         )
@@ -309,30 +322,36 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 first = hook.get_batch(rounds[0]).to_xcom()
                 first[ROUNDS_KWARG] = rounds
                 return first
-            return export_rounds(
+            with task_input_metadata(self, context) as metadata:
+                return export_rounds(
+                    hook.get_conn(),
+                    rounds,
+                    self.output_path,
+                    output_conn_id=self.output_conn_id,
+                    log=self.log,
+                    output_format=self.output_format,
+                    metadata=metadata,
+                    allow_media_failures=self.allow_media_failures,
+                    **media_export_kwargs(
+                        hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
+                    ),
+                )
+        if self.output_path is None:
+            return batch
+        with task_input_metadata(self, context) as metadata:
+            return export_results(
                 hook.get_conn(),
-                rounds,
+                str(batch["batch_id"]),
                 self.output_path,
                 output_conn_id=self.output_conn_id,
                 log=self.log,
+                output_format=self.output_format,
+                metadata=metadata,
                 allow_media_failures=self.allow_media_failures,
                 **media_export_kwargs(
                     hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
                 ),
             )
-        if self.output_path is None:
-            return batch
-        return export_results(
-            hook.get_conn(),
-            str(batch["batch_id"]),
-            self.output_path,
-            output_conn_id=self.output_conn_id,
-            log=self.log,
-            allow_media_failures=self.allow_media_failures,
-            **media_export_kwargs(
-                hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
-            ),
-        )
 
     def _run_rounds(
         self, hook: XAIBatchHook, context: Context, rounds: list[str], end_time: float | None

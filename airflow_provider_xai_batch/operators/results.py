@@ -9,10 +9,13 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.operators._export import batch_metadata_folder
 from airflow_provider_xai_batch.results.export import export_results
-from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE
+from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE, data_file_names
 from airflow_provider_xai_batch.results.media import check_media_mode, media_export_kwargs
+from airflow_provider_xai_batch.results.metadata import read_sidecar
 from airflow_provider_xai_batch.results.staging import resolve_output_folder, uri_of
+from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.task_hook import task_hook
 
 
@@ -20,7 +23,8 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
     """Write every result of a batch under the folder ``output_path``; returns the manifest (XCom).
 
     The folder (any ``ObjectStoragePath`` URI: ``s3://``, ``gs://``, ``file://``, or a local path)
-    receives ``succeeded.jsonl``, ``failed.jsonl`` (cancelled requests included) and, last,
+    receives ``succeeded.jsonl``, ``failed.jsonl`` (cancelled requests included; or the
+    ``.parquet`` pair with ``output_format="parquet"``) and, last,
     ``manifest.json`` with the counts, the cost and the file URIs. Results are streamed page by page,
     every file appears under its final name only when complete, and a re-run rewrites the same
     content. See ``docs/results.md`` for the format.
@@ -47,6 +51,12 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         everything else is written) unless ``allow_partial`` is set. See ``docs/results.md``.
     :param allow_media_hosts: hosts to fetch media from beyond xAI's (``imgen.x.ai``,
         ``vidgen.x.ai``); the connection extra ``media_hosts`` adds to them too.
+    :param output_format: ``"jsonl"`` (default) or ``"parquet"`` (``succeeded.parquet`` and
+        ``failed.parquet``; needs the ``[parquet]`` extra).
+    :param metadata_path: the folder the add tasks wrote the metadata sidecar under (their
+        ``metadata_path``, templated): each row gains its input item's ``"metadata"`` and a failed
+        row its ``"kind"``. ``None``: rows as xAI returned them.
+    :param metadata_conn_id: the connection to read ``metadata_path`` with (templated).
 
     >>> export = XAIBatchResultsOperator(  # doctest: +SKIP
     ...     task_id="export",
@@ -57,7 +67,13 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
     ... )
     """
 
-    template_fields: Sequence[str] = ("batch_id", "output_path", "output_conn_id")
+    template_fields: Sequence[str] = (
+        "batch_id",
+        "output_path",
+        "output_conn_id",
+        "metadata_path",
+        "metadata_conn_id",
+    )
     ui_color = "#d9e3f0"
 
     def __init__(
@@ -72,8 +88,12 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         page_size: int = 1000,
         media: str = "download",
         allow_media_hosts: Sequence[str] | None = None,
+        output_format: str = "jsonl",
+        metadata_path: Any = None,
+        metadata_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        data_file_names(output_format)  # an unknown format fails when the DAG is parsed
         if asset_uri is not None:
             outlets = kwargs.pop("outlets", None)
             if outlets is None:
@@ -91,8 +111,16 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         self.page_size = page_size
         self.media = check_media_mode(media)
         self.allow_media_hosts = tuple(allow_media_hosts or ())
+        self.output_format = output_format
+        self.metadata_path = metadata_path
+        self.metadata_conn_id = metadata_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        require_output_format(self.output_format)
+        metadata = None
+        if self.metadata_path is not None:
+            folder = batch_metadata_folder(self.metadata_path, self.metadata_conn_id, self.batch_id)
+            metadata = read_sidecar(folder, self.log)
         with task_hook(self.xai_conn_id) as hook:
             manifest = export_results(
                 hook.get_conn(),
@@ -102,6 +130,8 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
                 allow_partial=self.allow_partial,
                 page_size=self.page_size,
                 log=self.log,
+                output_format=self.output_format,
+                metadata=metadata,
                 **media_export_kwargs(
                     hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
                 ),

@@ -1,4 +1,4 @@
-"""Stream a batch's results to object storage: ``succeeded.jsonl``, ``failed.jsonl``, then ``manifest.json``.
+"""Stream a batch's results to object storage: ``succeeded.jsonl``, ``failed.jsonl`` (or ``.parquet``), then ``manifest.json``.
 
 Data files are published first and the manifest last, so a reader that waits for
 ``manifest.json`` always sees a finished, consistent export. Pages are written as they arrive, so
@@ -14,7 +14,7 @@ memory stays flat whatever the size of the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -25,10 +25,12 @@ from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
 from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
 from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
 from airflow_provider_xai_batch.results.progress import ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
 from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
+from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL
 
 _log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ def export_results(
     page_size: int = 1000,
     log: LogLike | None = None,
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+    output_format: str = "jsonl",
+    metadata: Iterator[MetadataEntry] | None = None,
     media: str = "download",
     allow_media_hosts: Iterable[str] = (),
     media_allow_private_addresses: bool = False,
@@ -80,6 +84,11 @@ def export_results(
     unless ``allow_partial`` is set, in which case the results so far are written and the manifest
     says ``"partial": true``. Running again rewrites byte-identical data files.
 
+    ``output_format="parquet"`` writes ``succeeded.parquet`` and ``failed.parquet`` instead of the
+    JSONL pair (needs the ``[parquet]`` extra; see :mod:`.table` for the columns). ``metadata``, the
+    input's sidecar entries sorted by request id (:func:`~.metadata.read_sidecar`), puts each input
+    item's ``"metadata"`` back on its row, and the kind it was sent as on a failed row.
+
     Images and videos (``media="download"``, the default) are stored under ``media/`` as
     ``<batch_request_id>-<n>.<ext>`` and each such row gains ``"media": [{"uri", "content_type",
     "bytes", "sha256"}]``; only ``https`` URLs on xAI's media hosts (plus ``allow_media_hosts``)
@@ -87,7 +96,8 @@ def export_results(
     ``media="urls"`` keeps the rows as xAI sent them. Media that cannot be stored (e.g. URLs
     expired an hour after generation) are named in the manifest's ``media.failures`` and fail the
     export with :class:`~.media.MediaExportError` once everything else is written, unless
-    ``allow_media_failures`` (by default: ``allow_partial``) is set. A re-run re-uses files still stored with the same size and digest.
+    ``allow_media_failures`` (by default: ``allow_partial``) is set. A re-run re-uses files still
+    stored with the same size and digest.
 
     A long export logs its progress to ``log`` (rows written, share of the batch, rows per second)
     at most once per ``progress_interval`` seconds, and ends with a summary line.
@@ -97,6 +107,7 @@ def export_results(
     True
     """
     logger: LogLike = log if log is not None else _log
+    require_output_format(output_format)
     check_media_mode(media)
     policy = MediaPolicy.for_connection(
         client.base_url,
@@ -116,8 +127,9 @@ def export_results(
     if partial:
         logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
 
+    lookup = MetadataLookup(metadata) if metadata is not None else None
     with (
-        ResultFiles(folder, logger) as files,
+        ResultFiles(folder, logger, output_format=output_format) as files,
         MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
     ):
         counts = RowCounts()
@@ -125,11 +137,10 @@ def export_results(
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
-                succeeded_lines, failed_lines = encode_page_body(body, counts)
+                succeeded_lines, failed_lines = encode_page_body(body, counts, lookup)
                 if download:
                     succeeded_lines = step.process(succeeded_lines)
-                files.succeeded.write(succeeded_lines)
-                files.failed.write(failed_lines)
+                files.write(succeeded_lines, failed_lines)
                 progress.update(counts.total)
         # The previous export's rows (read for re-use) are released before the new ones replace them.
         step.close()

@@ -21,8 +21,24 @@ if TYPE_CHECKING:
 
 SUCCEEDED_FILE = "succeeded.jsonl"
 FAILED_FILE = "failed.jsonl"
+SUCCEEDED_PARQUET = "succeeded.parquet"
+FAILED_PARQUET = "failed.parquet"
+OUTPUT_FORMATS = ("jsonl", "parquet")
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
+
+
+def data_file_names(output_format: str) -> tuple[str, str]:
+    """The succeeded and failed file names of an export in ``output_format``.
+
+    >>> data_file_names("parquet")
+    ('succeeded.parquet', 'failed.parquet')
+    """
+    if output_format == "jsonl":
+        return SUCCEEDED_FILE, FAILED_FILE
+    if output_format == "parquet":
+        return SUCCEEDED_PARQUET, FAILED_PARQUET
+    raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
 
 
 def _counters(batch: Batch) -> dict[str, int]:
@@ -70,7 +86,9 @@ def reconcile(
     if counts.duplicates:
         notes.append(f"{counts.duplicates} result rows were served twice and written once")
     if counts.unrecognised:
-        notes.append(f"{counts.unrecognised} result rows had an unrecognised shape (written to failed.jsonl)")
+        notes.append(
+            f"{counts.unrecognised} result rows had an unrecognised shape (written to the failed file)"
+        )
     if counts.out_of_order:
         notes.append(f"{counts.out_of_order} result rows came out of batch_request_id order")
     if partial:
@@ -96,23 +114,53 @@ def build_manifest(
     notes: list[str],
 ) -> dict[str, Any]:
     """The manifest: the contract's keys first, then what helps a reader trust the export."""
+    return describe_export(
+        batch.batch_id,
+        batch.name,
+        batch.status.value,
+        counts,
+        files,
+        partial=partial,
+        reconciled=reconciled,
+        expected=expected,
+        notes=notes,
+    )
+
+
+def describe_export(
+    batch_id: str | None,
+    name: str | None,
+    status: str | None,
+    counts: RowCounts,
+    files: Mapping[str, StagedFile],
+    *,
+    partial: bool,
+    reconciled: bool,
+    expected: dict[str, int],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The manifest of any export, also one without a batch (``batch_id`` ``None``: empty input).
+
+    >>> describe_export(None, "nightly", None, RowCounts(), {}, partial=False, reconciled=True,
+    ...                 expected={"total": 0}, notes=[])["total"]
+    0
+    """
     return {
-        "batch_id": batch.batch_id,
+        "batch_id": batch_id,
         "total": counts.total,
         "succeeded": counts.succeeded,
         "failed": counts.failed,
         "cancelled": counts.cancelled,
         "cost_usd_ticks": counts.cost_ticks,
         "files": {key: staged.uri for key, staged in files.items()},
-        "name": batch.name,
-        "status": batch.status.value,
+        "name": name,
+        "status": status,
         "partial": partial,
         "reconciled": reconciled,
         "expected": expected,
         "notes": notes,
         "file_details": {
-            "succeeded": {"rows": counts.succeeded, "bytes": files["succeeded"].size},
-            "failed": {"rows": counts.failed, "bytes": files["failed"].size},
+            key: {"rows": getattr(counts, key), "bytes": staged.size} for key, staged in files.items()
         },
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "format_version": MANIFEST_VERSION,

@@ -1,12 +1,12 @@
-"""The files of one export (``succeeded.jsonl``, ``failed.jsonl``, ``manifest.json``), staged together.
+"""The files of one export (``succeeded.jsonl``/``.parquet``, ``failed.*``, ``manifest.json``), staged together.
 
 Data files are staged while rows are written, the manifest last; publishing moves the data files
 into place and the manifest after them, so a reader that waits for ``manifest.json`` always sees a
 finished, consistent export. Leaving the block on an error drops whatever was staged.
 
 >>> folder = OutputFolder(resolve_output_folder("/tmp/results/batch_123"))  # doctest: +SKIP
->>> with ResultFiles(folder, log) as files:  # doctest: +SKIP
-...     files.succeeded.write(b'{"batch_request_id": "a"}\\n')
+>>> with ResultFiles(folder, log, output_format="parquet") as files:  # doctest: +SKIP
+...     files.write(b'{"batch_request_id":"a","kind":"chat_get_completion","response":{}}\\n', b"")
 ...     files.close_data()
 ...     files.publish({"batch_id": "batch_123", "total": 1})
 """
@@ -16,17 +16,36 @@ from __future__ import annotations
 import json
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_xai_batch.logs import LogLike
-from airflow_provider_xai_batch.results.manifest import FAILED_FILE, MANIFEST_FILE, SUCCEEDED_FILE
+from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE, OUTPUT_FORMATS, data_file_names
 from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile
+
+OTHER_FORMAT_FILES = {
+    output_format: [
+        name for other in OUTPUT_FORMATS if other != output_format for name in data_file_names(other)
+    ]
+    for output_format in OUTPUT_FORMATS
+}
+
+
+class _Sink(Protocol):
+    def write(self, lines: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ResultFiles:
-    """The staged data files of one export, published with their manifest last."""
+    """The staged data files of one export, published with their manifest last.
 
-    def __init__(self, folder: OutputFolder, log: LogLike) -> None:
+    Rows come in as JSONL lines (a page at a time); ``output_format="parquet"`` turns them into
+    table rows (:mod:`.table`) instead of writing them as they are.
+    """
+
+    def __init__(self, folder: OutputFolder, log: LogLike, *, output_format: str = "jsonl") -> None:
+        self.succeeded_name, self.failed_name = data_file_names(output_format)
+        self.output_format = output_format
         self.folder = folder
         folder.fs.makedirs(folder.root, exist_ok=True)
         folder.remove_stale_staging(log)
@@ -35,8 +54,12 @@ class ResultFiles:
 
     def __enter__(self) -> ResultFiles:
         try:
-            self.succeeded = self._stage(SUCCEEDED_FILE)
-            self.failed = self._stage(FAILED_FILE)
+            self.succeeded = self._stage(self.succeeded_name)
+            self.failed = self._stage(self.failed_name)
+            self._sinks: tuple[_Sink, _Sink] = (
+                self._sink(self.succeeded, "succeeded"),
+                self._sink(self.failed, "failed"),
+            )
         except BaseException:
             self._discard()
             raise
@@ -56,10 +79,22 @@ class ResultFiles:
         """The data files by manifest key, as ``build_manifest`` takes them."""
         return {"succeeded": self.succeeded, "failed": self.failed}
 
+    def write(self, succeeded_lines: bytes, failed_lines: bytes) -> None:
+        """Add a page's succeeded and failed JSONL lines to the data files."""
+        self._sinks[0].write(succeeded_lines)
+        self._sinks[1].write(failed_lines)
+
     def close_data(self) -> None:
         """Finish writing the data files, so that their sizes are final for the manifest."""
-        self.succeeded.close()
-        self.failed.close()
+        for sink in self._sinks:
+            sink.close()
+
+    def _sink(self, staged: StagedFile, which: str) -> _Sink:
+        if self.output_format == "parquet":
+            from airflow_provider_xai_batch.results.table import ParquetSink  # pyarrow only when asked
+
+            return ParquetSink(staged, which)
+        return staged
 
     def publish(self, manifest: dict[str, Any]) -> None:
         """Stage ``manifest``, then move the data files and the manifest into place, in that order."""
@@ -69,6 +104,10 @@ class ResultFiles:
         # The old manifest goes first: from here until the new one lands, no manifest vouches for
         # a mix of old and new data files.
         self.folder.remove(MANIFEST_FILE)
+        # Data files of the other format, from an earlier export here, would sit beside a manifest
+        # that does not name them: a reader listing the folder must find only this export's files.
+        for name in OTHER_FORMAT_FILES[self.output_format]:
+            self.folder.remove(name)
         self.succeeded.publish()
         self.failed.publish()
         manifest_file.publish()

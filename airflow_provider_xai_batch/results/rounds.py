@@ -23,18 +23,18 @@ import msgspec
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_xai_batch.client import Batch, BatchResult, XAIBatchClient
+from airflow_provider_xai_batch.client.inputs import RESULT_KEYS
+from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
+from airflow_provider_xai_batch.results.export import BatchNotFinishedError
+from airflow_provider_xai_batch.results.manifest import build_manifest
 from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
 from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup, metadata_value
 from airflow_provider_xai_batch.results.result_files import ResultFiles
-from airflow_provider_xai_batch.results.staging import OutputFolder
-from airflow_provider_xai_batch.results.writer import (
-    BatchNotFinishedError,
-    LoggerLike,
-    RowCounts,
-    build_manifest,
-    resolve_output_folder,
-)
+from airflow_provider_xai_batch.results.rows import RowCounts
+from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
+from airflow_provider_xai_batch.results.table import require_output_format
 
 _log = logging.getLogger(__name__)
 _encode_lines = msgspec.json.Encoder().encode_lines
@@ -52,26 +52,32 @@ def _round_rows(
                 yield RoundRow(request_id, round_number, row)
 
 
-def _line(outcome: FinalOutcome, counts: RowCounts) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _line(
+    outcome: FinalOutcome, counts: RowCounts, entry: MetadataEntry | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The succeeded or failed line of one final outcome; ``counts`` adds it up."""
     result = BatchResult.model_validate(outcome.row)
     if result.succeeded:
         counts.succeeded += 1
         counts.cost_ticks += result.cost_in_usd_ticks
-        line = {
+        line: dict[str, Any] = {
             "batch_request_id": outcome.request_id,
             "kind": result.response_kind,
             "response": result.response,
-            "attempts": outcome.attempts,
         }
+        if entry is not None and entry.metadata is not None:
+            line["metadata"] = metadata_value(entry.metadata)
+        line["attempts"] = outcome.attempts
         return line, None
     counts.failed += 1
     counts.cancelled += result.is_cancelled
-    return None, {
-        "batch_request_id": outcome.request_id,
-        "error": result.error or "",
-        "attempts": outcome.attempts,
-    }
+    failure: dict[str, Any] = {"batch_request_id": outcome.request_id, "error": result.error or ""}
+    if entry is not None:
+        failure["kind"] = RESULT_KEYS.get(entry.kind or "", entry.kind)
+        if entry.metadata is not None:
+            failure["metadata"] = metadata_value(entry.metadata)
+    failure["attempts"] = outcome.attempts
+    return None, failure
 
 
 def _settled_total(batch: Batch) -> int:
@@ -85,7 +91,9 @@ def export_rounds(
     output_path: ObjectStoragePath | str,
     *,
     output_conn_id: str | None = None,
-    log: logging.Logger | LoggerLike | None = None,
+    log: logging.Logger | LogLike | None = None,
+    output_format: str = "jsonl",
+    metadata: Iterator[MetadataEntry] | None = None,
     media: str = "download",
     allow_media_hosts: Iterable[str] = (),
     media_allow_private_addresses: bool = False,
@@ -98,9 +106,10 @@ def export_rounds(
     Every round must be finished. Returns the manifest: the usual keys (``batch_id`` is round 0's),
     plus ``rounds`` (each batch with its size and counts), ``attempts`` (how many requests took
     1, 2 ... attempts), ``resubmitted`` and ``recovered`` (resent, and finally succeeded).
-    Images and videos are stored as by ``export_results`` (``media`` and the keywords after it).
+    ``output_format`` and ``metadata`` work as in :func:`~.export.export_results`; images and videos
+    are stored as by ``export_results`` (``media`` and the keywords after it).
     """
-    logger: LoggerLike = log if log is not None else _log
+    logger: LogLike = log if log is not None else _log
     check_media_mode(media)
     policy = MediaPolicy.for_connection(
         client.base_url,
@@ -110,6 +119,8 @@ def export_rounds(
     )
     if not batch_ids:
         raise ValueError("export_rounds needs at least one batch")
+    require_output_format(output_format)
+    lookup = MetadataLookup(metadata) if metadata is not None else None
     batches = [client.get_batch(batch_id) for batch_id in batch_ids]
     for batch in batches:
         if not batch.status.is_terminal:
@@ -120,19 +131,20 @@ def export_rounds(
     seen: Counter[int] = Counter()
     recovered = 0
     with (
-        ResultFiles(folder, logger) as files,
+        ResultFiles(folder, logger, output_format=output_format) as files,
         MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
     ):
         download = media == "download"
 
-        def write_succeeded(lines: bytes) -> None:
-            files.succeeded.write(step.process(lines) if download else lines)
+        def write_lines(good: bytes, bad: bytes) -> None:
+            files.write(step.process(good) if download else good, bad)
 
         streams = [_round_rows(client, batch_id, number, seen) for number, batch_id in enumerate(batch_ids)]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
         for outcome in merge_rounds(streams):
-            ok, failure = _line(outcome, counts)
+            entry = lookup.get(outcome.request_id) if lookup is not None else None
+            ok, failure = _line(outcome, counts, entry)
             attempts[outcome.attempts] += 1
             if ok is not None:
                 good.append(ok)
@@ -140,11 +152,9 @@ def export_rounds(
             else:
                 bad.append(failure or {})
             if len(good) + len(bad) >= _LINES_PER_WRITE:
-                write_succeeded(_encode_lines(good))
-                files.failed.write(_encode_lines(bad))
+                write_lines(_encode_lines(good), _encode_lines(bad))
                 good, bad = [], []
-        write_succeeded(_encode_lines(good))
-        files.failed.write(_encode_lines(bad))
+        write_lines(_encode_lines(good), _encode_lines(bad))
         step.close()
         files.close_data()
 

@@ -1,5 +1,7 @@
 """One page of results, as xAI sends it, turned into ``succeeded.jsonl`` and ``failed.jsonl`` lines.
 
+The same lines feed the Parquet tables (:mod:`.table`) when that format is asked for.
+
 A page is decoded into structs the garbage collector does not track, with each response payload
 left as raw JSON: a few objects per row instead of dozens, and the payload is copied into its line
 as it stands. Lines are built as structs too and encoded a page at a time. Together that is most
@@ -15,6 +17,7 @@ of what exporting a big batch costs, beyond downloading it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +25,9 @@ import msgspec
 import pydantic
 
 from airflow_provider_xai_batch.client import BatchResult, XAIError, protocol
+from airflow_provider_xai_batch.client.inputs import RESULT_KEYS
 from airflow_provider_xai_batch.client.models import CANCELLED_ERROR
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup, metadata_value
 
 # Compact UTF-8 JSON lines straight to bytes, a page at a time; msgspec (which Airflow's task SDK
 # requires) does it several times faster than ``json``, and this is the hot loop of an export.
@@ -71,15 +76,26 @@ class _Page(msgspec.Struct, gc=False):
     results: list[_Row] | None = None
 
 
-class _SucceededLine(msgspec.Struct, gc=False):
+class _SucceededLine(msgspec.Struct, gc=False, omit_defaults=True):
     batch_request_id: str
     kind: str
     response: msgspec.Raw
+    metadata: msgspec.Raw | None = None
 
 
-class _FailedLine(msgspec.Struct, gc=False):
+class _FailedLine(msgspec.Struct, gc=False, omit_defaults=True):
     batch_request_id: str
     error: str
+    kind: str | None = None
+    metadata: msgspec.Raw | None = None
+
+
+def _extras(entry: MetadataEntry | None) -> tuple[str | None, msgspec.Raw | None]:
+    """The result key of the request's kind and its metadata, from its sidecar entry."""
+    if entry is None:
+        return None, None
+    kind = RESULT_KEYS.get(entry.kind or "", entry.kind)
+    return kind, (msgspec.Raw(entry.metadata) if entry.metadata is not None else None)
 
 
 _PAGE_DECODER = msgspec.json.Decoder(_Page)
@@ -87,13 +103,16 @@ _COST_DECODER = msgspec.json.Decoder(_Costed)
 _OPEN_BRACE = ord("{")
 
 
-def encode_page_body(body: bytes, counts: RowCounts) -> tuple[bytes, bytes]:
+def encode_page_body(
+    body: bytes, counts: RowCounts, lookup: MetadataLookup | None = None
+) -> tuple[bytes, bytes]:
     """One page of results, as the service sent it, as ``succeeded.jsonl`` and ``failed.jsonl`` lines.
 
     The usual shapes (an object payload under one kind; a plain-string error) take a fast path;
     anything else follows :class:`~airflow_provider_xai_batch.client.BatchResult`, which tolerates
     every known variant. A row repeating the previous id (a page boundary served twice) is skipped
-    and counted; ``counts`` carries that across pages.
+    and counted; ``counts`` carries that across pages. With ``lookup`` (the input's sidecar), each
+    row gains its input item's ``"metadata"``, and a failed row the ``"kind"`` it was sent as.
 
     >>> counts = RowCounts()
     >>> encode_page_body(b'''{"results": [
@@ -106,6 +125,7 @@ b'{"batch_request_id":"b","error":"Batch cancelled"}\\n')
     """
     if not body:
         return b"", b""
+    find = lookup.get if lookup is not None else _no_entry
     try:
         if _looks_spaced(body):
             # Payloads are copied into their lines as they stand, so a page that is not compact is
@@ -113,7 +133,7 @@ b'{"batch_request_id":"b","error":"Batch cancelled"}\\n')
             body = msgspec.json.format(body, indent=-1)
         rows = _PAGE_DECODER.decode(body).results or []
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return _encode_odd_page(_generic_rows(body), counts)
+        return _encode_odd_page(_generic_rows(body), counts, find)
     lines = _PageLines(counts)
     succeeded, failed = lines.succeeded, lines.failed
     decode_cost = _COST_DECODER.decode
@@ -128,6 +148,7 @@ b'{"batch_request_id":"b","error":"Batch cancelled"}\\n')
                 continue
             counts.out_of_order += 1
         last_id = request_id
+        entry = find(request_id)
         result = row.batch_result
         if result is not None and row.error_message is None:
             response = result.response
@@ -135,7 +156,11 @@ b'{"batch_request_id":"b","error":"Batch cancelled"}\\n')
             if error is None and response is not None and len(response) == 1:
                 ((kind, raw),) = response.items()
                 if memoryview(raw)[0] == _OPEN_BRACE:
-                    succeeded.append(_SucceededLine(request_id, kind, raw))
+                    succeeded.append(
+                        _SucceededLine(request_id, kind, raw)
+                        if entry is None
+                        else _SucceededLine(request_id, kind, raw, _extras(entry)[1])
+                    )
                     try:
                         usage = decode_cost(raw).usage
                     except (msgspec.ValidationError, msgspec.DecodeError):  # not an object: no cost
@@ -146,11 +171,11 @@ b'{"batch_request_id":"b","error":"Batch cancelled"}\\n')
                             cost += int(ticks)
                     continue
             elif response is None and type(error) is str:
-                failed.append(_FailedLine(request_id, error))
+                failed.append(_FailedLine(request_id, error, *_extras(entry)))
                 if error == CANCELLED_ERROR or error.strip().lower() == _CANCELLED:
                     cancelled += 1
                 continue
-        lines.add_by_model_rules(request_id, _as_dict(row))
+        lines.add_by_model_rules(request_id, _as_dict(row), entry)
     counts.last_id = last_id
     lines.cost += cost
     lines.cancelled += cancelled
@@ -176,22 +201,27 @@ class _PageLines:
         self.cost = 0
         self.cancelled = 0
 
-    def add_by_model_rules(self, request_id: str, row: dict[str, Any]) -> None:
+    def add_by_model_rules(self, request_id: str, row: dict[str, Any], entry: MetadataEntry | None) -> None:
         # Rare shapes (error objects, a top-level error_message, odd payloads): the model's rules.
         try:
             parsed = BatchResult.model_validate(row)
         except pydantic.ValidationError:
             # Still one line, so that every id is accounted for; the raw row says what came.
-            self.failed.append(_FailedLine(request_id, f"unrecognised result: {row}"))
+            self.failed.append(_FailedLine(request_id, f"unrecognised result: {row}", *_extras(entry)))
             self.counts.unrecognised += 1
             return
         if parsed.succeeded:
-            self.succeeded.append(
-                {"batch_request_id": request_id, "kind": parsed.response_kind, "response": parsed.response}
-            )
+            line: dict[str, Any] = {
+                "batch_request_id": request_id,
+                "kind": parsed.response_kind,
+                "response": parsed.response,
+            }
+            if entry is not None and entry.metadata is not None:
+                line["metadata"] = metadata_value(entry.metadata)
+            self.succeeded.append(line)
             self.cost += parsed.cost_in_usd_ticks
         else:
-            self.failed.append(_FailedLine(request_id, parsed.error or ""))
+            self.failed.append(_FailedLine(request_id, parsed.error or "", *_extras(entry)))
             self.cancelled += parsed.is_cancelled
 
     def done(self) -> tuple[bytes, bytes]:
@@ -203,7 +233,13 @@ class _PageLines:
         return _encode_lines(self.succeeded), _encode_lines(self.failed)
 
 
-def _encode_odd_page(rows: list[Any], counts: RowCounts) -> tuple[bytes, bytes]:
+def _no_entry(request_id: str) -> MetadataEntry | None:
+    return None
+
+
+def _encode_odd_page(
+    rows: list[Any], counts: RowCounts, find: Callable[[str], MetadataEntry | None]
+) -> tuple[bytes, bytes]:
     """A page the fast decoder refused (a row of an unexpected shape): every row by the model's rules."""
     lines = _PageLines(counts)
     for row in rows:
@@ -217,7 +253,7 @@ def _encode_odd_page(rows: list[Any], counts: RowCounts) -> tuple[bytes, bytes]:
                 continue
             counts.out_of_order += 1
         counts.last_id = request_id
-        lines.add_by_model_rules(request_id, row)
+        lines.add_by_model_rules(request_id, row, find(request_id))
     return lines.done()
 
 

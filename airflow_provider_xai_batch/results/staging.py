@@ -26,7 +26,7 @@ from airflow_provider_xai_batch.uris import as_uri
 
 # Staging names: hidden, in the destination folder (so the final move stays within one store),
 # and recognisable, so a later run can delete what a crashed one left behind.
-_STAGING_NAME = re.compile(r"^\.(succeeded\.jsonl|failed\.jsonl|manifest\.json)\.[0-9a-f]{12}\.tmp$")
+_STAGING_NAME = re.compile(r"^\.((succeeded|failed)\.(jsonl|parquet)|manifest\.json)\.[0-9a-f]{12}\.tmp$")
 # Big enough for S3 multipart parts (5 MiB minimum), far below s3fs' 50 MiB default per open file.
 _WRITE_BLOCK_BYTES = 8 * 1024 * 1024
 

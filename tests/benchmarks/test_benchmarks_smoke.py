@@ -58,6 +58,11 @@ def test_results(tmp_path: Path) -> None:
         assert exported["reconciled"]
     for peak in _by_metric(rows, "peak RSS"):
         _compared(peak)
+    # The same batch exported as Parquet in the same run, compared with the JSONL export.
+    for parquet in _by_metric(rows, "parquet rows/s vs jsonl"):
+        _compared(parquet)
+        exported = parquet.notes["parquet"][0]
+        assert exported["succeeded"] > 0 and exported["failed"] > 0 and exported["reconciled"]
     _by_metric(rows, "RSS growth")
 
 

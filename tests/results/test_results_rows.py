@@ -158,7 +158,7 @@ def test_a_row_beyond_recognition_is_still_one_failed_line_and_a_note() -> None:
     settled = batch(num_requests=2, num_success=1, num_error=1)
     reconciled, _, notes = reconcile(counts, settled, settled, partial=False)
     assert reconciled
-    assert notes == ["1 result rows had an unrecognised shape (written to failed.jsonl)"]
+    assert notes == ["1 result rows had an unrecognised shape (written to the failed file)"]
 
 
 def test_an_indented_payload_becomes_one_compact_line() -> None:

@@ -1,0 +1,438 @@
+"""Results as Parquet tables: ``succeeded.parquet`` and ``failed.parquet`` (``output_format="parquet"``).
+
+The export builds the same rows either way; here each JSONL line of a page becomes a table row,
+with the fields a warehouse or dataframe wants dug out of xAI's nested response (answer text,
+finish reason, tokens, cost, media URIs) and the raw response kept beside them as JSON text.
+Rows are buffered up to one row group and written as it fills, so memory stays flat however big
+the batch is. pyarrow is optional: the ``[parquet]`` extra installs it.
+
+>>> require_output_format("jsonl")
+>>> sorted(SUCCEEDED_COLUMNS)[:3]
+['attempts', 'batch_request_id', 'completion_tokens']
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import msgspec
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_xai_batch.results.manifest import OUTPUT_FORMATS
+from airflow_provider_xai_batch.results.staging import StagedFile
+
+PARQUET_EXTRA = "airflow-provider-xai-batch[parquet]"
+# Rows per row group: big enough for good compression and fast scans, small enough that a
+# buffered group (raw responses included) stays a few tens of megabytes.
+ROW_GROUP_ROWS = 20_000
+
+SUCCEEDED_COLUMNS = (
+    "batch_request_id",
+    "kind",
+    "model",
+    "text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd_ticks",
+    "media_uris",
+    "metadata",
+    "response",
+    "attempts",
+)
+FAILED_COLUMNS = ("batch_request_id", "kind", "error", "metadata", "attempts")
+
+
+class ParquetUnavailableError(AirflowFailException):
+    """``output_format="parquet"`` was asked for where pyarrow is not installed; no retry fixes that."""
+
+
+def require_output_format(output_format: str) -> None:
+    """Refuse an unknown format, or Parquet without pyarrow, before any work is done.
+
+    >>> require_output_format("csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: output_format must be one of jsonl, parquet, not 'csv'
+    """
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+    if output_format == "parquet":
+        _pyarrow()
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
+    except ImportError as error:
+        raise ParquetUnavailableError(
+            f'output_format="parquet" needs pyarrow, which is not installed here ({error}); '
+            f"install {PARQUET_EXTRA} on the workers (or use output_format='jsonl')"
+        ) from None
+
+
+# The fields of a result line and of xAI's responses that become columns; everything else stays in
+# the raw ``response`` column. Loose types, so a surprising value becomes null rather than an error.
+class _Details(msgspec.Struct, gc=False):
+    reasoning_tokens: Any = None
+
+
+class _Usage(msgspec.Struct, gc=False):
+    prompt_tokens: Any = None
+    completion_tokens: Any = None
+    input_tokens: Any = None
+    output_tokens: Any = None
+    cost_in_usd_ticks: Any = None
+    completion_tokens_details: _Details | None = None
+    output_tokens_details: _Details | None = None
+
+
+class _Message(msgspec.Struct, gc=False):
+    content: Any = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    message: _Message | None = None
+    finish_reason: Any = None
+
+
+class _Link(msgspec.Struct, gc=False):
+    url: Any = None
+
+
+class _Content(msgspec.Struct, gc=False):
+    text: Any = None
+
+
+class _OutputItem(msgspec.Struct, gc=False):
+    content: list[_Content] | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    model: Any = None
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    data: list[_Link] | None = None
+    video: _Link | None = None
+    output: list[_OutputItem] | None = None
+    status: Any = None
+
+
+class _Media(msgspec.Struct, gc=False):
+    uri: Any = None
+
+
+# msgspec reads a raw value only as a plain ``Raw`` field: an absent one defaults to ``null``.
+_RAW_NULL = msgspec.Raw(b"null")
+
+
+class _SucceededLine(msgspec.Struct, gc=False):
+    batch_request_id: str
+    kind: Any = None
+    response: msgspec.Raw = _RAW_NULL
+    metadata: msgspec.Raw = _RAW_NULL
+    media: list[_Media] | None = None
+    attempts: Any = None
+
+
+class _FailedLine(msgspec.Struct, gc=False):
+    batch_request_id: str
+    error: Any = None
+    kind: Any = None
+    metadata: msgspec.Raw = _RAW_NULL
+    attempts: Any = None
+
+
+# The fast path: every field of the usual shapes, strictly typed, read for a whole page in one call.
+# A page where any value has another type (a list as message content, say) takes the loose path.
+class _StrictDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
+class _StrictUsage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_in_usd_ticks: int | None = None
+    completion_tokens_details: _StrictDetails | None = None
+    # The Responses API's names: rows that use them go the loose way, which reads both.
+    input_tokens: None = None
+    output_tokens: None = None
+    output_tokens_details: None = None
+
+
+class _StrictMessage(msgspec.Struct, gc=False):
+    content: str | None = None
+
+
+class _StrictChoice(msgspec.Struct, gc=False):
+    message: _StrictMessage | None = None
+    finish_reason: str | None = None
+
+
+class _StrictResponse(msgspec.Struct, gc=False):
+    model: str | None = None
+    choices: list[_StrictChoice] | None = None
+    usage: _StrictUsage | None = None
+    # Anything that carries media or the Responses API's shape goes the loose way.
+    data: None = None
+    video: None = None
+    output: None = None
+
+
+class _StrictLine(msgspec.Struct, gc=False):
+    response: _StrictResponse
+    media: None = None
+
+
+_SUCCEEDED_LINES = msgspec.json.Decoder(list[_SucceededLine])
+_STRICT_LINES = msgspec.json.Decoder(list[_StrictLine])
+_FAILED_LINES = msgspec.json.Decoder(list[_FailedLine])
+_RESPONSE = msgspec.json.Decoder(_Response)
+_NO_USAGE = _StrictUsage()
+_NULL = b"null"
+
+
+def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _json_bytes(raw: msgspec.Raw) -> bytes | None:
+    # JSON text stays UTF-8 bytes: pyarrow takes them for a string column without decoding in Python.
+    data = bytes(raw)
+    return None if data == _NULL else data
+
+
+def _as_list(lines: bytes) -> bytes:
+    # A page's lines as one JSON array, so that one decoder call reads them all.
+    return b"[" + lines.rstrip(b"\n").replace(b"\n", b",") + b"]"
+
+
+def response_columns(raw: bytes) -> dict[str, Any]:
+    """The columns dug out of one raw response payload (the value under its kind key).
+
+    >>> response_columns(b'{"model": "grok-4.3", "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],'
+    ...                  b' "usage": {"prompt_tokens": 5, "completion_tokens": 1, "cost_in_usd_ticks": 9}}')["text"]
+    'Hi'
+    """
+    try:
+        response = _RESPONSE.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        response = _Response()
+    text = finish_reason = None
+    if response.choices:
+        first = response.choices[0]
+        finish_reason = _str(first.finish_reason)
+        if first.message is not None:
+            text = _str(first.message.content)
+    elif response.output:  # the Responses API's own shape
+        parts = [
+            part.text for item in response.output for part in item.content or () if isinstance(part.text, str)
+        ]
+        text = "".join(parts) if parts else None
+        finish_reason = _str(response.status)
+    usage = response.usage or _Usage()
+    details = usage.completion_tokens_details or usage.output_tokens_details
+    urls = [link.url for link in response.data or () if isinstance(link.url, str)]
+    if response.video is not None and isinstance(response.video.url, str):
+        urls.append(response.video.url)
+    return {
+        "model": _str(response.model),
+        "text": text,
+        "finish_reason": finish_reason,
+        "prompt_tokens": _int(usage.prompt_tokens if usage.prompt_tokens is not None else usage.input_tokens),
+        "completion_tokens": _int(
+            usage.completion_tokens if usage.completion_tokens is not None else usage.output_tokens
+        ),
+        "reasoning_tokens": _int(details.reasoning_tokens) if details is not None else None,
+        "cost_usd_ticks": _int(usage.cost_in_usd_ticks),
+        "media_uris": urls,
+    }
+
+
+class ParquetSink:
+    """One Parquet file, staged like the JSONL files, filled from a page's JSONL lines at a time.
+
+    >>> sink = ParquetSink(staged, "succeeded")  # doctest: +SKIP
+    >>> sink.write(b'{"batch_request_id":"a","kind":"chat_get_completion","response":{}}\\n')  # doctest: +SKIP
+    >>> sink.close()  # doctest: +SKIP
+    """
+
+    def __init__(self, staged: StagedFile, which: str, *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        pa, pq = _pyarrow()
+        self._pa = pa
+        self.staged = staged
+        self._succeeded = which == "succeeded"
+        self._columns = SUCCEEDED_COLUMNS if self._succeeded else FAILED_COLUMNS
+        self._schema = _schema(pa, self._succeeded)
+        self._row_group_rows = row_group_rows
+        self._buffer: dict[str, list[Any]] = {name: [] for name in self._columns}
+        self._rows = 0
+        # Dictionary encoding only where values repeat: ids, texts and raw responses are nearly all
+        # distinct, and trying a dictionary for them costs time for nothing.
+        self._writer = pq.ParquetWriter(
+            _StagedStream(staged),
+            self._schema,
+            compression="zstd",
+            use_dictionary=["kind", "model", "finish_reason", "error"],
+            write_statistics=["batch_request_id", "kind", "model", "cost_usd_ticks", "attempts"],
+        )
+
+    def write(self, lines: bytes) -> None:
+        if not lines:
+            return
+        if self._succeeded:
+            page = _as_list(lines)
+            rows = _SUCCEEDED_LINES.decode(page)
+            try:
+                strict = _STRICT_LINES.decode(page)
+            except msgspec.ValidationError:
+                self._add_succeeded(rows)
+            else:
+                self._add_usual(rows, strict)
+        else:
+            self._add_failed(_FAILED_LINES.decode(_as_list(lines)))
+        if self._rows >= self._row_group_rows:
+            self._flush()
+
+    def _add_usual(self, rows: list[_SucceededLine], strict: list[_StrictLine]) -> None:
+        """A page of the usual chat shapes: columns built a whole column at a time."""
+        columns = self._buffer
+        responses = [line.response for line in strict]
+        firsts = [response.choices[0] if response.choices else None for response in responses]
+        usages = [response.usage or _NO_USAGE for response in responses]
+        columns["batch_request_id"].extend([row.batch_request_id for row in rows])
+        columns["kind"].extend([_str(row.kind) for row in rows])
+        columns["model"].extend([response.model for response in responses])
+        columns["text"].extend(
+            [first.message.content if first is not None and first.message else None for first in firsts]
+        )
+        columns["finish_reason"].extend([first.finish_reason if first else None for first in firsts])
+        columns["prompt_tokens"].extend([usage.prompt_tokens for usage in usages])
+        columns["completion_tokens"].extend([usage.completion_tokens for usage in usages])
+        columns["reasoning_tokens"].extend(
+            [
+                usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else None
+                for usage in usages
+            ]
+        )
+        columns["cost_usd_ticks"].extend([usage.cost_in_usd_ticks for usage in usages])
+        columns["media_uris"].extend([[] for _ in rows])
+        columns["metadata"].extend([_json_bytes(row.metadata) for row in rows])
+        columns["response"].extend([bytes(row.response) for row in rows])
+        columns["attempts"].extend([_int(row.attempts) for row in rows])
+        self._rows += len(rows)
+
+    def _add_succeeded(self, rows: list[_SucceededLine]) -> None:
+        columns = self._buffer
+        for row in rows:
+            raw = bytes(row.response)
+            dug = response_columns(raw)
+            if row.media:  # stored copies, when the export downloaded the media
+                dug["media_uris"] = [item.uri for item in row.media if isinstance(item.uri, str)]
+            columns["batch_request_id"].append(row.batch_request_id)
+            columns["kind"].append(_str(row.kind))
+            for name in ("model", "text", "finish_reason", "prompt_tokens", "completion_tokens"):
+                columns[name].append(dug[name])
+            columns["reasoning_tokens"].append(dug["reasoning_tokens"])
+            columns["cost_usd_ticks"].append(dug["cost_usd_ticks"])
+            columns["media_uris"].append(dug["media_uris"])
+            columns["metadata"].append(_json_bytes(row.metadata))
+            columns["response"].append(raw)
+            columns["attempts"].append(_int(row.attempts))
+        self._rows += len(rows)
+
+    def _add_failed(self, rows: list[_FailedLine]) -> None:
+        columns = self._buffer
+        for row in rows:
+            columns["batch_request_id"].append(row.batch_request_id)
+            columns["kind"].append(_str(row.kind))
+            columns["error"].append(row.error if isinstance(row.error, str) else str(row.error))
+            columns["metadata"].append(_json_bytes(row.metadata))
+            columns["attempts"].append(_int(row.attempts))
+        self._rows += len(rows)
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        table = self._pa.Table.from_pydict(self._buffer, schema=self._schema)
+        self._writer.write_table(table, row_group_size=self._rows)
+        self._buffer = {name: [] for name in self._columns}
+        self._rows = 0
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._flush()
+            self._writer.close()
+            self._writer = None
+        self.staged.close()
+
+
+def _schema(pa: Any, succeeded: bool) -> Any:
+    string, int64 = pa.string(), pa.int64()
+    if succeeded:
+        fields = [
+            pa.field("batch_request_id", string, nullable=False),
+            pa.field("kind", string),
+            pa.field("model", string),
+            pa.field("text", string),
+            pa.field("finish_reason", string),
+            pa.field("prompt_tokens", int64),
+            pa.field("completion_tokens", int64),
+            pa.field("reasoning_tokens", int64),
+            pa.field("cost_usd_ticks", int64),
+            pa.field("media_uris", pa.list_(string)),
+            pa.field("metadata", string),
+            pa.field("response", string),
+            pa.field("attempts", int64),
+        ]
+    else:
+        fields = [
+            pa.field("batch_request_id", string, nullable=False),
+            pa.field("kind", string),
+            pa.field("error", string),
+            pa.field("metadata", string),
+            pa.field("attempts", int64),
+        ]
+    return pa.schema(fields)
+
+
+class _StagedStream:
+    """The write side of a staged file as the file object pyarrow writes to (it counts the size)."""
+
+    closed = False
+
+    def __init__(self, staged: StagedFile) -> None:
+        self._staged = staged
+        self._position = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._staged.write(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        # The staged file is closed (synced, then published) by the export, not by pyarrow.
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
