@@ -9,6 +9,7 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.results.writer import (
     MANIFEST_FILE,
     export_results,
@@ -55,6 +56,7 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("batch_id", "output_path", "output_conn_id")
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
+        XAIBatchLink.persist(context, self.batch_id, self.xai_conn_id)
         with task_hook(self.xai_conn_id) as hook:
             manifest = export_results(
                 hook.get_conn(),
