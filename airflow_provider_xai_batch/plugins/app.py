@@ -193,9 +193,9 @@ def _view_json(view: render.BatchView, permissions: access.Permissions) -> dict[
 
 
 def _newest_first(batches: list[Batch]) -> list[Batch]:
-    # The service lists oldest first and may give only a date: the reversed order breaks ties.
+    # Creation times may be dates only: equal ones keep the service's own order (newest first).
     oldest = datetime.min.replace(tzinfo=timezone.utc)
-    return sorted(reversed(batches), key=lambda batch: batch.create_time or oldest, reverse=True)
+    return sorted(batches, key=lambda batch: batch.create_time or oldest, reverse=True)
 
 
 def _listing(
