@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from datetime import time as dt_time
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -157,8 +158,15 @@ class _Judge:
         )
 
 
-def _age(batch: Batch, now: datetime) -> float | None:
-    return (now - batch.create_time).total_seconds() if batch.create_time is not None else None
+def _age(batch: Batch, made: records.MadeBy | None, now: datetime) -> float | None:
+    # The service may give the creation time as a date only: then the moment the creating task
+    # recorded the batch (seconds after creating it) is the better clock; else the date's midnight.
+    created = batch.create_time
+    date_only = created is not None and created.timetz().replace(tzinfo=None) == dt_time()
+    if (created is None or date_only) and made is not None and made.recorded_at is not None:
+        recorded = made.recorded_at
+        created = recorded if recorded.tzinfo else recorded.replace(tzinfo=timezone.utc)
+    return (now - created).total_seconds() if created is not None else None
 
 
 def _run_url(made: records.MadeBy | None) -> str | None:
@@ -173,7 +181,7 @@ def _view(batch: Batch, conn_id: str, made: records.MadeBy | None, now: datetime
     return render.BatchView(
         figures=figures,
         name=batch.name,
-        age_seconds=_age(batch, now),
+        age_seconds=_age(batch, made, now),
         made_by=made.label if made is not None else None,
         page_url=_base() + batch_page_path(batch.batch_id, conn_id),
         run_url=_run_url(made),

@@ -66,11 +66,13 @@ def cost_so_far_usd(batch: Batch) -> float | None:
 def format_cost(usd: float) -> str:
     """Dollars with as many decimals as a small amount needs.
 
-    >>> format_cost(12.3456), format_cost(0.0025), format_cost(0)
-    ('$12.35', '$0.0025', '$0.00')
+    >>> format_cost(12.3456), format_cost(0.0025), format_cost(0), format_cost(0.0000012)
+    ('$12.35', '$0.0025', '$0.00', '< $0.0001')
     """
     if usd == 0 or abs(usd) >= 0.01:
         return f"${usd:,.2f}"
+    if abs(usd) < 0.0001:  # a few requests cost fractions of a cent: not "$0.0000"
+        return "< $0.0001"
     return f"${usd:.4f}"
 
 

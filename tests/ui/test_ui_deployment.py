@@ -222,7 +222,7 @@ def test_links_page_permissions_and_cancel(ui: UiDeployment, tmp_path: Path) -> 
         assert no_token.status_code == 403
     assert listed(ui, "admin")[cancelled_batch]["status"] == "processing"
 
-    with ChromiumPage.launch(airflow.processes, tmp_path / "chromium-profile") as page:
+    with ChromiumPage.launch(airflow.processes, tmp_path / "chromium-profile", height=720) as page:
         browser_login(page, ui, "admin")
         # The page lists the running batches.
         page.goto(f"{airflow.base_url}{PAGE_PREFIX}/")
@@ -265,7 +265,7 @@ def test_links_page_permissions_and_cancel(ui: UiDeployment, tmp_path: Path) -> 
         keep(page.screenshot(tmp_path / "xai-batch.png"))
 
         # The button in Airflow's own task view, on the finished export.
-        page.goto(f"{airflow.base_url}/dags/{DAG_ID}/runs/{kept}/tasks/export")
+        page.goto(f"{airflow.base_url}/dags/{DAG_ID}/runs/{kept}/tasks/export/details")
         page.wait_for_text(LINK_NAME, timeout=120)
         keep(page.screenshot(tmp_path / "xai-batch-link.png"))
         href = page.evaluate(
