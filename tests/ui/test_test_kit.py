@@ -28,6 +28,7 @@ def test_the_readme_holds_a_whole_example() -> None:
     assert set(example_files()) == {"dags/summaries.py", "pytest.ini", "tests/test_summaries.py"}
 
 
+@pytest.mark.slow
 def test_the_readme_example_passes_in_a_fresh_project(tmp_path: Path) -> None:
     project = tmp_path / "my-dags"
     for relative, body in example_files().items():
