@@ -36,7 +36,7 @@ a{color:#0b63c4;text-decoration:none}a:hover{text-decoration:underline}
 .muted{color:#7b8794}.figures td:first-child{width:14rem;color:#52606d}
 form.inline{display:inline}
 button{background:#c92a2a;color:#fff;border:0;border-radius:.3rem;padding:.4rem .9rem;cursor:pointer}
-select,input{padding:.25rem}.pager a{margin-right:1rem}.note{color:#52606d;font-size:.85rem}
+select,input{padding:.25rem}.nowrap{white-space:nowrap}.pager a{margin-right:1rem}.note{color:#52606d;font-size:.85rem}
 """
 
 
@@ -137,9 +137,9 @@ def list_page(
         f"<td>{_state(view.figures)}</td>"
         f"<td>{progress_bar(view.figures)}</td>"
         f"<td>{_done(view.figures)}</td>"
-        f"<td>{_age(view.age_seconds)}</td>"
-        f"<td>{_left(view.figures)}</td>"
-        f"<td>{_cost(view.figures)}</td>"
+        f'<td class="nowrap">{_age(view.age_seconds)}</td>'
+        f'<td class="nowrap">{_left(view.figures)}</td>'
+        f'<td class="nowrap">{_cost(view.figures)}</td>'
         f"<td>{_made_by(view)}</td>"
         "</tr>"
         for view in views

@@ -224,6 +224,21 @@ def test_links_page_permissions_and_cancel(ui: UiDeployment, tmp_path: Path) -> 
 
     with ChromiumPage.launch(airflow.processes, tmp_path / "chromium-profile", height=720) as page:
         browser_login(page, ui, "admin")
+        # Under Browse in Airflow's own menu, the page shows inside the UI.
+        [plugin] = [
+            found for found in airflow.api.get("/api/v2/plugins")["plugins"] if found["name"] == "xai_batch"
+        ]
+        assert [(view["category"], view["href"]) for view in plugin["external_views"]] == [
+            ("browse", f"{PAGE_PREFIX}/")
+        ]
+        page.goto(f"{airflow.base_url}/plugin/xai-batches")
+        page.wait_for(
+            "the batches page in the UI",
+            f"document.querySelector('iframe')?.contentDocument?.body?.innerText.includes({kept_batch!r})",
+            timeout=120,
+        )
+        keep(page.screenshot(tmp_path / "xai-batches-in-airflow.png"))
+
         # The page lists the running batches.
         page.goto(f"{airflow.base_url}{PAGE_PREFIX}/")
         page.wait_for_text(kept_batch)
