@@ -111,6 +111,12 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "xAI Batch", "python-modules": ["airflow_provider_xai_batch.triggers.batch"]}
         ],
+        # The *xAI batch* button on every task that makes, fills, waits for or exports a batch.
+        "extra-links": ["airflow_provider_xai_batch.links.XAIBatchLink"],
+        # The batches page under Browse (Airflow 3.1+; on older versions the plugin adds nothing).
+        "plugins": [
+            {"name": "xai_batch", "plugin-class": "airflow_provider_xai_batch.plugins.batches.XAIBatchPlugin"}
+        ],
         "connection-types": [
             {
                 "connection-type": "xai",

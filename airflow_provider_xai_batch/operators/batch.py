@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.operators._export import write_batch_sidecar
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
@@ -90,6 +91,7 @@ class XAICreateBatchOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("name", "input_file_id", "requests", "source", "source_conn_id")
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -134,6 +136,7 @@ class XAICreateBatchOperator(BaseOperator):
             batch = create_or_reattach(
                 hook, self.name, context, input_file_id=self.input_file_id or None, log=self.log
             )
+        XAIBatchLink.persist(context, batch.batch_id, self.xai_conn_id)
         return batch.batch_id
 
 
@@ -189,6 +192,7 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
         "metadata_conn_id",
     )
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -213,6 +217,7 @@ class XAIAddBatchRequestsOperator(XAIBatchLineageMixin, BaseOperator):
         self.xai_conn_id = xai_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        XAIBatchLink.persist(context, self.batch_id, self.xai_conn_id)
         with task_hook(self.xai_conn_id) as hook:
             validated = validate_task_input(hook, self, context)
             if self.metadata_path is not None:  # before sending: every request sent has its entry

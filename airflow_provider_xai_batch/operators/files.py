@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.operators._ingest import validate_input
 from airflow_provider_xai_batch.operators._resume import name_suffix, task_instance_key
@@ -180,6 +181,7 @@ class XAIUploadFileOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("source", "source_conn_id")
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -204,7 +206,7 @@ class XAIUploadFileOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         with task_hook(self.xai_conn_id) as hook:
-            return upload_input(
+            file_id = upload_input(
                 hook,
                 context,
                 source=self.source,
@@ -213,3 +215,5 @@ class XAIUploadFileOperator(BaseOperator):
                 max_file_bytes=self.max_file_bytes,
                 log=self.log,
             )
+        XAIBatchLink.persist_file(context, file_id, self.xai_conn_id)
+        return file_id

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, Context
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.operators._export import task_input_metadata
 from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._no_input import write_empty_results
@@ -139,6 +140,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         "output_conn_id",
     )
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -232,6 +234,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             batch = create_or_reattach(hook, self.name, context, log=self.log)
             send_input(hook, batch.batch_id, validated, held_before=batch.state.num_requests, log=self.log)
         self.batch_id = batch.batch_id
+        XAIBatchLink.persist(context, batch.batch_id, self.xai_conn_id)  # before the wait defers
         return batch.batch_id
 
     def _no_input(self) -> dict[str, Any] | None:

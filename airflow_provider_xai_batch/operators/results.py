@@ -9,6 +9,7 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.operators._export import batch_metadata_folder
 from airflow_provider_xai_batch.results.export import export_results
 from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE, data_file_names
@@ -75,6 +76,7 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         "metadata_conn_id",
     )
     ui_color = "#d9e3f0"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class XAIBatchResultsOperator(XAIBatchLineageMixin, BaseOperator):
         self.metadata_conn_id = metadata_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        XAIBatchLink.persist(context, self.batch_id, self.xai_conn_id)
         require_output_format(self.output_format)
         metadata = None
         if self.metadata_path is not None:

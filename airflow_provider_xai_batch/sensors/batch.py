@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_xai_batch.exceptions import XAIBatchWaitTimeout
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
+from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
@@ -68,6 +69,7 @@ class XAIBatchSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("batch_id", "xai_conn_id")
     ui_color = "#e8f0ff"
+    operator_extra_links = (XAIBatchLink(),)
 
     def __init__(
         self,
@@ -131,6 +133,7 @@ class XAIBatchSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=event_outcome(step.event, self.batch_id))
 
     def execute(self, context: Context) -> Any:
+        XAIBatchLink.persist(context, self.batch_id, self.xai_conn_id)  # before any wait or deferral
         if not self.deferrable:
             try:
                 return super().execute(context)

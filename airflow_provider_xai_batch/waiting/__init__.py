@@ -34,7 +34,15 @@ from airflow_provider_xai_batch.waiting.poller import (
     PollStep,
     transient_backoff,
 )
-from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL, ProgressLog, progress_line
+from airflow_provider_xai_batch.waiting.progress import (
+    DEFAULT_PROGRESS_INTERVAL,
+    BatchFigures,
+    ProgressLog,
+    RateMemory,
+    batch_figures,
+    cost_so_far_usd,
+    progress_line,
+)
 
 __all__ = [
     "DEFAULT_MAX_TRANSIENT_ERRORS",
@@ -44,10 +52,14 @@ __all__ = [
     "DEFERRAL_GRACE_SECONDS",
     "EVENT_STATUSES",
     "TRANSIENT_ERRORS",
+    "BatchFigures",
     "BatchPoller",
     "PollStep",
     "ProgressLog",
+    "RateMemory",
     "batch_event",
+    "batch_figures",
+    "cost_so_far_usd",
     "default_deferrable",
     "deferral_timeout",
     "describe_batch",

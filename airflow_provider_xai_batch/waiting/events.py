@@ -8,6 +8,7 @@ operator) build the very same payload, so one function turns any of them into th
      "batch_status": "completed" | "failed" | ... | None,   # None when the batch was never read
      "batch": {...} | None,                                # Batch.to_xcom() of the last poll
      "message": "human-readable summary",
+     "progress": {...} | None,                             # batch_figures() of the last poll
      "error_kind": "not_found" | "authentication" | ... | None}   # errors only: which task error
 
 ``success`` means the batch reached a terminal status (completed, failed, cancelled or expired);
@@ -32,6 +33,7 @@ from airflow_provider_xai_batch.exceptions import (
     XAIBatchWaitTimeout,
     error_from_event,
 )
+from airflow_provider_xai_batch.waiting.progress import batch_figures
 
 EVENT_STATUSES = frozenset({"success", "error", "timeout"})
 TERMINAL_STATUSES = frozenset(status.value for status in BatchStatus if status.is_terminal)
@@ -54,6 +56,8 @@ def batch_event(
         "batch": batch.to_xcom() if batch is not None else None,
         "message": message,
         "error_kind": error_kind,
+        # The same figures as the task log and the batches page (done, percent, cost so far ...).
+        "progress": batch_figures(batch).to_dict() if batch is not None else None,
     }
 
 

@@ -111,7 +111,7 @@ def test_operator_exports_and_hands_the_manifest_downstream(
             .filter_by(source_dag_id="results_export", source_run_id=run.run_id)
             .all()
         )
-        assert keys == ["return_value"]
+        assert sorted(keys) == ["_link_XAIBatchLink", "return_value"]  # the manifest and the xAI batch button
         (event,) = events
         assert event.asset.uri == f"file://{folder}"
         assert event.extra["batch_id"] == batch.batch_id

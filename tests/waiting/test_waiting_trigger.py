@@ -71,8 +71,9 @@ def test_processing_batch_completes_with_one_event(emulator: Any, manual_clock: 
 
     assert len(events) == 1
     [event] = events
-    assert set(event) == {"status", "batch_id", "batch_status", "batch", "message", "error_kind"}
+    assert set(event) == {"status", "batch_id", "batch_status", "batch", "message", "error_kind", "progress"}
     assert event["error_kind"] is None
+    assert (event["progress"]["done"], event["progress"]["percent"]) == (5, 100.0)  # the log's figures
     assert (event["status"], event["batch_id"], event["batch_status"]) == ("success", batch_id, "completed")
     assert event["batch"]["state"]["num_success"] == 5
     assert event["batch"]["status"] == "completed"
