@@ -1,7 +1,10 @@
-"""Ingest: requests from a local JSONL file into the emulator through ``add_requests``.
+"""Ingest: requests from a local JSONL file through ``add_requests``, to two servers in turn.
 
-Baseline: the same bytes already packed into add-call bodies of the same size, posted with plain
-httpx. Each side runs in a fresh child process so its peak RSS is its own.
+The emulator parses every body, as the service does, and sets the pace of both sides; the sink
+(:mod:`benchmarks.sink`) only counts the requests in each body, so against it what is measured is
+the client's own cost. Baseline: the same bytes already packed into 25 MB add-call bodies, posted
+with plain httpx to the same server. Each side runs in a fresh child process (and against a fresh
+server) so its peak RSS is its own.
 """
 
 from __future__ import annotations
