@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -70,7 +71,8 @@ async def _main(port: int) -> None:
 @contextlib.contextmanager
 def sink_process() -> Iterator[str]:
     """Run the sink in its own process on a free loopback port; yield its URL."""
-    command = [sys.executable, "-m", "benchmarks.sink", "--port", "0"]
+    # Run by its path: it needs nothing but the standard library, wherever the caller runs from.
+    command = [sys.executable, os.path.abspath(__file__), "--port", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
         try:
             assert process.stdout is not None
