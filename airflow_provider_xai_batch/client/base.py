@@ -31,7 +31,12 @@ from airflow_provider_xai_batch.client.errors import (
     error_from_response,
     scrub,
 )
-from airflow_provider_xai_batch.client.inputs import check_request_size, encode_request, normalise_request
+from airflow_provider_xai_batch.client.inputs import (
+    NormalisedRequest,
+    check_request_size,
+    encode_request,
+    normalise_request,
+)
 from airflow_provider_xai_batch.client.located import LocatedRequest
 from airflow_provider_xai_batch.client.pacing import SharedWindowPacer
 from airflow_provider_xai_batch.client.policy import ClientLimits, RetryPolicy, SlidingWindowLimiter
@@ -276,10 +281,14 @@ class ClientCore:
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
-        if not response.content:
+        # Released: a triggerer polling thousands of batches would otherwise leave every answer in
+        # a reference cycle for the collector, and the piles of them set off full collections that
+        # walk the whole heap while the event loop waits.
+        content = release(response)
+        if not content:
             return {}
         try:
-            return response.json()
+            return json.loads(content)
         except (ValueError, json.JSONDecodeError):
             return {}
 
@@ -311,19 +320,25 @@ class ClientCore:
                 f"requests must be a list of request objects, got {type(requests).__name__}", source=source
             )
         limit = self.limits.max_request_bytes
-        seen = SeenIds()
+        # Bound once: this loop runs once per request, millions of times in a large ingest.
+        note, is_new = noted.append, SeenIds().add
         for index, item in enumerate(requests):
             origin: Where
-            if type(item) is LocatedRequest:
+            kind = type(item)
+            if kind is NormalisedRequest:
+                # Already normalised (``normalise_jsonl``, ``normalise_requests``): not a second pass.
+                request, origin = item, index
+            elif kind is LocatedRequest:
                 request = normalise_request(item.request, source=item.source, position=item.position)
-                item_source, position, origin = item.source, item.position, (item.source, item.position)
+                origin = (item.source, item.position)
             else:
-                request = normalise_request(item, source=source, position=index)
-                item_source, position, origin = source, f"item {index}", index
+                request, origin = normalise_request(item, source=source, position=index), index
             encoded = encode_request(request)
-            check_request_size(request, encoded, limit, source=item_source, position=position)
+            if len(encoded) > limit:
+                item_source, position = origin if isinstance(origin, tuple) else (source, f"item {index}")
+                check_request_size(request, encoded, limit, source=item_source, position=position)
             request_id = request["batch_request_id"]
-            noted.append((origin, seen.add(request_id)))
+            note((origin, is_new(request_id)))
             yield request_id, encoded
 
     def _packed_adds(self, requests: Iterable[Any], source: str) -> Iterator[PackedAdd]:

@@ -203,6 +203,9 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
     if type(request) is NormalisedRequest:
         return request
     where = position if isinstance(position, str) else f"item {position}"
+    quick = _quick_jsonl_style(request, source, where)
+    if quick is not None:
+        return quick
     if not isinstance(request, dict):
         raise XAIInputError(
             f"a request must be a JSON object, got {type(request).__name__}", source=source, position=where
@@ -250,6 +253,26 @@ def normalise_request(request: Any, *, source: str, position: int | str) -> Nati
     return normalised
 
 
+def _quick_jsonl_style(request: Any, source: str, where: str) -> NormalisedRequest | None:
+    """The common case, a chat request ``{"custom_id": ..., "body": {...}}`` with nothing to fix, in
+    one pass of checks; ``None`` for anything else, which :func:`normalise_request` checks in full
+    (and words the error for). Run once per request of an ingest of millions, so kept to the point.
+    """
+    if type(request) is not dict or "url" in request or "batch_request" in request:
+        return None
+    request_id, body = request.get("custom_id"), request.get("body")
+    if type(request_id) is not str or not 0 < len(request_id) <= MAX_ID_LENGTH or request_id.isspace():
+        return None
+    if type(body) is not dict or "stream" in body or request.get("method", "POST") != "POST":
+        return None
+    model, messages = body.get("model"), body.get("messages")
+    if type(model) is not str or not model or model.isspace() or type(messages) is not list or not messages:
+        return None
+    normalised = NormalisedRequest(batch_request_id=request_id, batch_request={"chat_get_completion": body})
+    normalised.source, normalised.position = source, where
+    return normalised
+
+
 def generated_request_id(source: str, position: int | str) -> str:
     """A deterministic id for a request that has none: unique per (source, position), <= 64 characters.
 
@@ -275,6 +298,10 @@ def generated_request_id(source: str, position: int | str) -> str:
     return f"{stem[: max(room, 1)]}-{digest}-{label}"
 
 
+# A reused encoder skips the per-call set-up of ``msgspec.json.encode`` (about a fifth of its time).
+_ENCODE = msgspec.json.Encoder().encode
+
+
 def encode_request(
     request: NativeRequest, *, source: str | None = None, position: str | None = None
 ) -> bytes:
@@ -296,7 +323,7 @@ def encode_request(
     airflow_provider_xai_batch.client.errors.XAIInputError: s, item 3: body.top_p is nan: JSON has no NaN or Infinity
     """
     try:
-        encoded = msgspec.json.encode(request)
+        encoded = _ENCODE(request)
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise _unencodable(request, exc, source, position) from None
     # msgspec writes NaN and Infinity as null and has no depth limit short of the interpreter's. Three
@@ -379,9 +406,21 @@ _BLANK: Any = object()
 
 
 def _parse_line(raw: bytes, line_number: int, *, source: str, last: bool = False) -> Any:
-    where = f"line {line_number}"
     if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
+    # One pass over the line for the common case: msgspec skips the whitespace around the JSON (a
+    # CR included) and checks the UTF-8 of every string; only text outside strings, which is
+    # invalid JSON anyway, and lines it refuses need a closer look, done on the slow path.
+    if raw.isascii():
+        try:
+            return msgspec.json.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+    return _parse_line_slowly(raw, line_number, source=source, last=last)
+
+
+def _parse_line_slowly(raw: bytes, line_number: int, *, source: str, last: bool) -> Any:
+    where = f"line {line_number}"
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

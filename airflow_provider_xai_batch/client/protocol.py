@@ -70,39 +70,9 @@ class AddCall:
         return AddCall((_CALL_PREFIX, content, _CALL_SUFFIX), size, stop - first, starts)
 
 
-CHUNK_BYTES = 64 * 1024
-
-
-class _CallBuilder:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = [_CALL_PREFIX]
-        self.group: list[bytes] = []
-        self.group_size = 0
-        self.size = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
-        self.count = 0
-        self.starts = array("Q")
-
-    def add(self, body: bytes) -> None:
-        if self.count and not self.group:
-            self.group.append(b"")  # the comma between this chunk and the previous one
-        self.group.append(body)
-        self.group_size += len(body)
-        comma = 1 if self.count else 0
-        self.starts.append(self.size - len(_CALL_SUFFIX) + comma)
-        self.size += len(body) + comma
-        self.count += 1
-        if self.group_size >= CHUNK_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.group:
-            self.chunks.append(b",".join(self.group))
-            self.group, self.group_size = [], 0
-
-    def build(self) -> AddCall:
-        self._flush()
-        chunks, self.chunks = (*self.chunks, _CALL_SUFFIX), []  # the call owns the pieces from now on
-        return AddCall(chunks, self.size, self.count, self.starts)
+# Pieces of a body: big enough that a 25 MB call goes out in a few dozen socket writes, small
+# enough that no allocation is large enough for glibc to grow its heap around it (see AddCall).
+CHUNK_BYTES = 1 << 20
 
 
 def pack_add_calls(
@@ -129,18 +99,41 @@ def pack_add_calls(
     """
     overhead = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
     step = max_body_bytes if first_body_bytes is None else min(first_body_bytes, max_body_bytes)
-    builder = _CallBuilder()
+    # One loop with local state, not a builder object: this runs once per request.
+    chunks: list[bytes] = [_CALL_PREFIX]
+    group: list[bytes] = []
+    group_size, size, count = 0, overhead, 0
+    starts = array("Q")
     for request_id, body in encoded:
-        if overhead + len(body) > max_body_bytes:
+        length = len(body)
+        if overhead + length > max_body_bytes:
             raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
-        full = builder.size + len(body) + 1 > step
-        if builder.count and (full or (max_requests is not None and builder.count >= max_requests)):
-            yield builder.build()
-            builder = _CallBuilder()
+        if count and (size + length + 1 > step or (max_requests is not None and count >= max_requests)):
+            if group:
+                chunks.append(b",".join(group))
+            chunks.append(_CALL_SUFFIX)
+            yield AddCall(tuple(chunks), size, count, starts)
+            chunks, group, group_size, size, count, starts = [_CALL_PREFIX], [], 0, overhead, 0, array("Q")
             step = min(step * 2, max_body_bytes)
-        builder.add(body)
-    if builder.count:
-        yield builder.build()
+        if count:
+            if not group:
+                group.append(b"")  # the comma between this piece and the previous one
+            starts.append(size - len(_CALL_SUFFIX) + 1)
+            size += length + 1
+        else:
+            starts.append(size - len(_CALL_SUFFIX))
+            size += length
+        group.append(body)
+        group_size += length
+        count += 1
+        if group_size >= CHUNK_BYTES:
+            chunks.append(b",".join(group))
+            group, group_size = [], 0
+    if count:
+        if group:
+            chunks.append(b",".join(group))
+        chunks.append(_CALL_SUFFIX)
+        yield AddCall(tuple(chunks), size, count, starts)
 
 
 class BodyChunks:

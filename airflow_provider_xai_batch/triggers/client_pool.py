@@ -24,11 +24,20 @@ WAITS_PER_CLIENT = 8
 
 @dataclasses.dataclass(eq=False)
 class SharedClient:
-    """One client and how many waits are using it."""
+    """One client (possibly still being built) and how many waits are using it."""
 
-    client: AsyncXAIBatchClient
+    building: asyncio.Future[AsyncXAIBatchClient]
     created: float
     users: int = 0
+
+    @property
+    def client(self) -> AsyncXAIBatchClient:
+        """The built client; :meth:`SharedClients.acquire` returns only once it is."""
+        return self.building.result()
+
+    @property
+    def failed(self) -> bool:
+        return self.building.done() and (self.building.cancelled() or self.building.exception() is not None)
 
 
 class SharedClients:
@@ -52,9 +61,6 @@ class SharedClients:
         self._live: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[SharedClient]]] = (
             weakref.WeakKeyDictionary()
         )
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
 
     async def acquire(
         self,
@@ -69,22 +75,34 @@ class SharedClients:
         client of ``key``, so the connection is read again; if another wait already did that, the
         fresh client is reused.
         """
-        loop = asyncio.get_running_loop()
-        live = self._live.setdefault(loop, {}).setdefault(key, [])
-        lock = self._locks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
-        async with lock:
-            # Retired clients leave the list; their last user closes them. A client that failed to
-            # authenticate retires its siblings too: they were all built from the same connection.
-            if any(item is replacing for item in live):
-                live.clear()
-            now = time.monotonic()
-            live[:] = [item for item in live if now - item.created <= self.max_age]
-            shared = next((item for item in live if item.users < self.waits_per_client), None)
-            if shared is None:
-                shared = SharedClient(await factory(), time.monotonic())
-                live.append(shared)
-            shared.users += 1
-            return shared
+        live = self._live.setdefault(asyncio.get_running_loop(), {}).setdefault(key, [])
+        # Nothing below awaits until the wait has its place: on one event loop that is atomic, so
+        # no lock is needed, and waits starting together join a client whose build is under way.
+        # Builds used to queue one after another behind a lock, each a connection look-up: a
+        # thousand waits starting at once spent most of their first poll round in that queue.
+        # Retired clients leave the list; their last user closes them. A client that failed to
+        # authenticate retires its siblings too: they were all built from the same connection.
+        if any(item is replacing for item in live):
+            live.clear()
+        now = time.monotonic()
+        live[:] = [item for item in live if now - item.created <= self.max_age and not item.failed]
+        shared = next((item for item in live if item.users < self.waits_per_client), None)
+        if shared is None:
+            shared = SharedClient(asyncio.ensure_future(factory()), now)
+            live.append(shared)
+        shared.users += 1
+        try:
+            # ``shield``: one wait being cancelled must not cancel the build the others share.
+            await asyncio.shield(shared.building)
+        except BaseException:
+            shared.users -= 1
+            if shared.failed or shared.users == 0:
+                if shared in live:
+                    live.remove(shared)
+                if shared.users == 0:
+                    shared.building.add_done_callback(_close_unused)
+            raise
+        return shared
 
     async def release(self, key: str, shared: SharedClient) -> None:
         """Stop using ``shared``; the last user closes it."""
@@ -95,6 +113,18 @@ class SharedClients:
         if shared in live:
             live.remove(shared)
         await shared.client.aclose()
+
+
+# Closes under way, held so that the loop does not drop them half done.
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+def _close_unused(building: asyncio.Future[AsyncXAIBatchClient]) -> None:
+    # A build whose every wait was cancelled: close what it built, if anything.
+    if not building.cancelled() and building.exception() is None:
+        closing = asyncio.ensure_future(building.result().aclose())
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
 
 
 SHARED_CLIENTS = SharedClients()

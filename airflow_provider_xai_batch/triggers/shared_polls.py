@@ -53,6 +53,7 @@ class SharedAnswers(Generic[T]):
         self._clock = clock
         self._pending: dict[Any, asyncio.Future[T]] = {}
         self._recent: dict[Any, _Answer[T]] = {}
+        self._next_sweep = -float("inf")
 
     async def get(self, key: Any, fetch: Callable[[], Awaitable[T]], *, fresh_for: float) -> T:
         now = self._clock()
@@ -80,8 +81,14 @@ class SharedAnswers(Generic[T]):
             del self._pending[key]
 
     def _forget_stale(self, fresh_for: float) -> None:
-        # Finished waits leave their last answer behind; drop those long past any use.
-        horizon = self._clock() - max(fresh_for, 1.0) * 4
+        # Finished waits leave their last answer behind; drop those long past any use. At most one
+        # sweep per ``fresh_for``: sweeping on every answer made a round of n polls cost n * n.
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        period = max(fresh_for, 1.0)
+        self._next_sweep = now + period
+        horizon = now - period * 4
         for key in [key for key, answer in self._recent.items() if answer.at < horizon]:
             del self._recent[key]
 

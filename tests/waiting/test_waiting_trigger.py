@@ -306,3 +306,46 @@ def test_waits_share_a_few_clients_and_the_last_user_closes_each() -> None:
         assert all(client.closed for client in built)
 
     asyncio.run(scenario())
+
+
+def test_waits_starting_together_build_their_clients_side_by_side() -> None:
+    builds: list[Any] = []
+
+    class FakeClient:
+        async def aclose(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def factory() -> Any:
+            builds.append(None)
+            first = len(builds) == 1
+            await go.wait()  # a connection look-up that takes a while
+            if first:
+                raise RuntimeError("connection not found")
+            return FakeClient()
+
+        pool = SharedClients(waits_per_client=8)
+        waits = [asyncio.create_task(pool.acquire("xai_default", factory)) for _ in range(20)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # Every build needed is under way before any has finished: they no longer queue.
+        assert len(builds) == 3
+        go.set()
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        # The waits that joined the failed build all see its error; the others got a client.
+        assert len(failed) == 8 and all("connection not found" in str(error) for error in failed)
+        leases = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+        assert len({id(lease.client) for lease in leases}) == 2
+        # A failed build is not kept: the next wait joins the client with room (4 users) ...
+        again = await pool.acquire("xai_default", factory)
+        assert len(builds) == 3 and again.users == 5
+        # ... and once every client is full, a new one is built.
+        for _ in range(3):
+            await pool.acquire("xai_default", factory)
+        fresh = await pool.acquire("xai_default", factory)
+        assert len(builds) == 4 and fresh.users == 1
+
+    asyncio.run(scenario())
