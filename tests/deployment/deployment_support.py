@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_deployment import AirflowDeployment, EmulatorProcess
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
+from benchmarks.airflow_deployment import AirflowDeployment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "example_dags"

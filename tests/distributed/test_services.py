@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from distributed_services import (
+
+from benchmarks.distributed_services import (
     REQUIRE_SERVICES,
     PostgresDatabase,
     RedisIndex,
@@ -79,7 +80,8 @@ def test_missing_service_fails_when_services_are_required(monkeypatch: pytest.Mo
 
 def test_an_index_abandoned_by_a_killed_run_is_reclaimed(redis_db: RedisIndex) -> None:
     import redis
-    from distributed_services import CLAIM_KEY, REDIS_INDEXES
+
+    from benchmarks.distributed_services import CLAIM_KEY, REDIS_INDEXES
 
     free = next(
         index for index in REDIS_INDEXES if index != redis_db.index and redis.Redis(db=index).dbsize() == 0
