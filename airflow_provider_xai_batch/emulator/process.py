@@ -58,7 +58,7 @@ class EmulatorProcess:
         self,
         api_key: str,
         *,
-        host: str = "127.0.0.1",
+        host: str | None = "127.0.0.1",
         args: Sequence[str] = (),
         log_path: Path | None = None,
         env: Mapping[str, str] | None = None,
@@ -82,7 +82,9 @@ class EmulatorProcess:
     def command(self) -> list[str]:
         """The command line the child runs (port 0: the emulator binds a free port itself)."""
         command = [sys.executable, "-m", "airflow_provider_xai_batch.emulator"]
-        command += ["--host", self.host, "--port", "0", "--api-key", self.api_key]
+        if self.host is not None:  # None: the CLI's own default (loopback)
+            command += ["--host", self.host]
+        command += ["--port", "0", "--api-key", self.api_key]
         for name, value in self.flags.items():
             if value is not None:
                 command += [f"--{name.replace('_', '-')}", str(value)]
@@ -158,6 +160,11 @@ class EmulatorProcess:
         if self._process is None:
             raise RuntimeError("the emulator process has not been started")
         return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has ended (0 after a clean stop), else None."""
+        return None if self._process is None else self._process.poll()
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -9,7 +9,7 @@ import ssl
 
 import httpx
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     AsyncXAIBatchClient,

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import chat_body, jsonl_request
+from reliability_support import jsonl_request
+from support.batch_requests import chat as chat_body
 from support.batch_requests import native_request
 from support.constants import TEST_API_KEY
 from support.dags import run_dag_file, task_states

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import traceback
 import uuid
 from contextlib import closing
@@ -26,6 +25,7 @@ from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client import XAIBatchClient, XAIError
 from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator.process import free_port
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 
 EXAMPLE_DAG = Path(__file__).parents[2] / "example_dags" / "example_xai_batch_nightly.py"
@@ -42,12 +42,6 @@ AIRFLOW_DAG_TEST_TRACE = re.compile(r"\[debug\s*\] Sending request\s+msg=MaskSec
 
 def canary_key() -> str:
     return f"xai-canary-{uuid.uuid4()}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_example(
