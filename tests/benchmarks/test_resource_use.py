@@ -17,6 +17,7 @@ from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import AsyncXAIBatchClient, ClientLimits, XAIBatchClient
 from airflow_provider_xai_batch.client.base import FIRST_ADD_CALL_BYTES, shared_ssl_context
+from airflow_provider_xai_batch.client.protocol import BodyChunks
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def test_adds_start_with_a_small_call_and_double_up_to_the_limit() -> None:
     counted = 0
     sizes = []
     for call, count in client._add_calls("batch_1", requests, "requests"):
+        assert isinstance(call.content, BodyChunks)
         sizes.append(call.content.size)
         counted += count
         call.discard_body()

@@ -49,7 +49,7 @@ class Deployment:
     results: Path
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return json.loads((self.results / dag_id / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
+        return json.loads((self.results / dag_id / run_id / "manifest.json").read_text())
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

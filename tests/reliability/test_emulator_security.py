@@ -24,7 +24,7 @@ from airflow_provider_xai_batch.emulator import BatchService, EmulatorConfig, Ma
 from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 from airflow_provider_xai_batch.emulator.strict_json import MAX_JSON_DEPTH
 
-API_CALLS = [
+API_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/v1/batches", None),
     ("POST", "/v1/batches", {"name": "x"}),
     ("GET", "/v1/batches/batch_1", None),
@@ -33,7 +33,7 @@ API_CALLS = [
     ("POST", "/v1/batches/batch_1:cancel", {}),
     ("GET", "/v1/files", None),
 ]
-CONTROL_CALLS = [
+CONTROL_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/_emulator/stats", None),
     ("GET", "/_emulator/config", None),
     ("PATCH", "/_emulator/config", {"fault_rate": 1.0}),

@@ -64,7 +64,7 @@ def metadata_rows() -> dict[str, list[str]]:
     from airflow.models.trigger import Trigger
     from sqlalchemy import inspect, text
 
-    session = settings.Session()
+    session = settings.Session()  # type: ignore[misc]  # None until Airflow is configured
     try:
         tables: dict[str, list[str]] = {}
         for table in inspect(session.get_bind()).get_table_names():
@@ -81,7 +81,7 @@ def this_run_rows(run_id: str) -> dict[str, list[str]]:
     from airflow import settings
     from sqlalchemy import text
 
-    session = settings.Session()
+    session = settings.Session()  # type: ignore[misc]  # None until Airflow is configured
     try:
         query = {
             "xcom": "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run",
