@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from airflow_provider_xai_batch.emulator.process import free_port
 from benchmarks.distributed_services import (
     REQUIRE_SERVICES,
     PostgresDatabase,
@@ -55,9 +54,7 @@ def test_own_redis_index_is_empty_unshared_and_flushed_afterwards(redis_db: Redi
 
 
 def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 def test_missing_service_skips_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
