@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.jsonl import write_jsonl
+
 from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 from benchmarks.airflow_deployment import AirflowDeployment
 
@@ -50,11 +52,6 @@ class Deployment:
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return json.loads((self.results / dag_id / run_id / "manifest.json").read_text())
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def write_inputs(root: Path) -> None:
