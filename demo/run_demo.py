@@ -83,9 +83,11 @@ def write_inputs(folder: Path, model: str) -> int:
 
 @contextlib.contextmanager
 def emulator() -> Iterator[str]:
-    with EmulatorProcess(EMULATOR_KEY, processing_rate=25, error_rate=0.03) as process:
-        yield process.url
-    say("emulator stopped")
+    try:
+        with EmulatorProcess(EMULATOR_KEY, processing_rate=25, error_rate=0.03) as process:
+            yield process.url
+    finally:
+        say("emulator stopped")
 
 
 def watch_progress(base_url: str, api_key: str, stop: threading.Event) -> None:
