@@ -56,3 +56,7 @@ emulator: install
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(VENV_OLD) demo-output .pytest_cache .mypy_cache .ruff_cache
+
+# The Celery scenario at volume: 200,000 requests in 16 shards (4 on S3); `make test` runs it at 20,000.
+scale: install
+	XAI_BATCH_SCALE_REQUESTS=200000 XAI_BATCH_SCALE_SHARDS=16 XAI_BATCH_SCALE_S3_SHARDS=4 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/distributed/test_celery_scenario.py

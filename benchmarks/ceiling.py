@@ -18,7 +18,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.harness import API_KEY, Row, cpu_seconds, format_table, in_child, running_emulator
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
+from benchmarks.harness import API_KEY, Row, cpu_seconds, format_table, in_child
 from benchmarks.ingest import request_line
 
 RESULTS_PAGE = 1000
@@ -217,8 +218,8 @@ def run(
         "0.05",
     )
     rows: list[Row] = []
-    with running_emulator(*flags) as (url, emulator):
-        pid = emulator.pid
+    with EmulatorProcess(API_KEY, args=flags) as emulator:
+        url, pid = emulator.url, emulator.pid
         small = _create_batch(url, "ceiling-small")
         for count in connections:
             found = in_child(_small_calls_child, url, pid, small, count, seconds)

@@ -1,14 +1,11 @@
-"""What every benchmark needs: an emulator in its own process, RSS sampling, a result table."""
+"""What every benchmark needs: an emulator in its own process (the package's ``EmulatorProcess``), RSS sampling, a result table."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,44 +17,16 @@ from typing import Any
 
 import psutil
 
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
+
 API_KEY = "bench-key"
 
 
 @contextlib.contextmanager
 def emulator_process(*args: str) -> Iterator[str]:
-    """Start ``xai-batch-emulator`` on a free loopback port in its own process; yield its URL."""
-    with running_emulator(*args) as (url, _):
-        yield url
-
-
-@contextlib.contextmanager
-def running_emulator(*args: str) -> Iterator[tuple[str, psutil.Process]]:
-    """Like :func:`emulator_process`, also yielding the process, to read its CPU time and RSS."""
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_xai_batch.emulator",
-        "--port",
-        "0",
-        "--api-key",
-        API_KEY,
-        *args,
-    ]
-    # Leaving the ``with`` closes the output pipe and reaps the process.
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            match = re.search(r"(http://\S+)", line)
-            if not match:
-                raise RuntimeError(f"emulator did not start: {line!r}")
-            yield match.group(1), psutil.Process(process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    """The emulator in its own process with the benchmarks' key and these CLI arguments; yield its URL."""
+    with EmulatorProcess(API_KEY, args=args) as emulator:
+        yield emulator.url
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -1,7 +1,8 @@
 """Many waits: 1,000 batches waited on at once by deferrable sensors, over two real triggerers.
 
-A CeleryExecutor deployment (the one the distributed tests use: API server, scheduler, DAG
-processor, two Celery workers, two triggerers, PostgreSQL, Redis) runs one DAG: a mapped
+A CeleryExecutor deployment (``benchmarks.airflow_deployment.celery_deployment``, the one the
+distributed tests use: API server, scheduler, DAG processor, two Celery workers, two triggerers,
+PostgreSQL, Redis) runs one DAG: a mapped
 ``XAIBatchSensor`` (deferrable), one task instance per batch, and a few loop-lag probes, deferred
 triggers that wake every 50 ms in the same triggerers and note how late they wake. Once every
 wait is deferred, the emulator's status calls and the triggerers' CPU time are measured over a few
@@ -21,15 +22,14 @@ import argparse
 import contextlib
 import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.airflow_deployment import celery_deployment
 from benchmarks.harness import Row, format_table
 
-DISTRIBUTED_TESTS = Path(__file__).resolve().parent.parent / "tests" / "distributed"
 DAG_ID = "xai_many_waits"
 PROBES = 8
 API_KEY = "xai-bench-many-waits-key"
@@ -129,35 +129,22 @@ def run(waits: int = 1000, poll_interval: float = 30.0, intervals: int = 3) -> l
     import httpx
     import psutil
 
-    sys.path.insert(0, str(DISTRIBUTED_TESTS))
-    from celery_deployment import CeleryDeployment, EmulatorService
-    from distributed_services import postgres_database, redis_index
-
     flags = {"processing_rate": 0.0001, "create_rate_limit": 0, "add_rate_limit": 0}
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xai-many-waits-")))
-        emulator = stack.enter_context(EmulatorService(API_KEY, **flags))
-        batch_ids = _seed(emulator, waits)
-        cancelled = set(batch_ids[::10])
-        stop_file = tmp / "stop-probes"
-        connection = json.dumps({"conn_type": "xai", "password": API_KEY, "host": emulator.url})
         env = {
-            "AIRFLOW_CONN_XAI_DEFAULT": connection,
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(waits + PROBES + 10),
-            "AIRFLOW__CORE__PARALLELISM": "16",
             # Room for a little over half of the waits each: both triggerers carry a share.
             "AIRFLOW__TRIGGERER__CAPACITY": str((waits + PROBES) // 2 + 10),
         }
-        airflow = CeleryDeployment(
-            tmp / "airflow-home",
-            stack.enter_context(postgres_database()),
-            stack.enter_context(redis_index()),
-            extra_env=env,
-            worker_concurrency=4,
-        )
-        stack.enter_context(airflow)
-        (airflow.home / "support" / "xai_bench_probe.py").write_text(PROBE_MODULE)
-        (airflow.home / "dags" / f"{DAG_ID}.py").write_text(
+        airflow = stack.enter_context(celery_deployment(tmp, env, worker_concurrency=4, parallelism=16))
+        emulator = airflow.start_emulator(API_KEY, **flags)
+        batch_ids = _seed(emulator, waits)
+        cancelled = set(batch_ids[::10])
+        stop_file = tmp / "stop-probes"
+        airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
+        (airflow.python_path / "xai_bench_probe.py").write_text(PROBE_MODULE)
+        (airflow.dags_folder / f"{DAG_ID}.py").write_text(
             DAG_SOURCE.format(
                 dag_id=DAG_ID,
                 poll_interval=poll_interval,
@@ -166,20 +153,9 @@ def run(waits: int = 1000, poll_interval: float = 30.0, intervals: int = 3) -> l
                 probes=PROBES,
             )
         )
-        airflow.airflow("db", "migrate", timeout=600)
-        airflow.start("api-server", "api-server")
-        airflow.start("scheduler", "scheduler")
-        airflow.start("dag-processor", "dag-processor")
-        airflow.start_worker("worker-1")
-        airflow.start_worker("worker-2")
-        airflow.start_triggerer("triggerer-1")
-        airflow.start_triggerer("triggerer-2")
-        airflow.wait_for(
-            "the DAG to be parsed",
-            lambda: airflow.query("SELECT 1 FROM dag WHERE dag_id = %s AND NOT is_paused", DAG_ID),
-            300,
-        )
-        airflow.airflow("dags", "trigger", DAG_ID, timeout=120)
+        airflow.start()
+        airflow.wait_for_dags({DAG_ID}, timeout=300)
+        airflow.api.trigger(DAG_ID)
         deferring_started = time.monotonic()
 
         def deferred_and_held() -> bool:
@@ -196,7 +172,8 @@ def run(waits: int = 1000, poll_interval: float = 30.0, intervals: int = 3) -> l
         airflow.wait_for("every trigger to poll", lambda: emulator.calls("get_batch") >= 2 * waits, 600)
         deferring_seconds = time.monotonic() - deferring_started
         triggerers = [
-            psutil.Process(airflow.running[name].process.pid) for name in ("triggerer-1", "triggerer-2")
+            psutil.Process(airflow.processes.running[name].popen.pid)
+            for name in ("triggerer-1", "triggerer-2")
         ]
         spread = dict(
             airflow.query(
@@ -242,7 +219,7 @@ def run(waits: int = 1000, poll_interval: float = 30.0, intervals: int = 3) -> l
         )
         # Airflow's own check: a triggerer warns when its loop was blocked for more than 0.2 s.
         blocked = {
-            name.rsplit("-", 1)[0]: max(
+            name: max(
                 (
                     float(value)
                     for value in re.findall(r"async thread was blocked for ([0-9.]+) seconds", text)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import httpx
 from sample_input import write_requests  # demo/sample_input.py, beside this script
+
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "demo-output"
@@ -54,32 +55,10 @@ def write_inputs(folder: Path, model: str) -> int:
 
 @contextlib.contextmanager
 def emulator() -> Iterator[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_xai_batch.emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-key",
-        EMULATOR_KEY,
-        "--processing-rate",
-        "25",
-        "--error-rate",
-        "0.03",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            raise SystemExit(f"the emulator did not start: {line!r}")
-        yield match.group(1)
+        with EmulatorProcess(EMULATOR_KEY, processing_rate=25, error_rate=0.03) as process:
+            yield process.url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         say("emulator stopped")
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import pickle
-import socket
 import traceback
 import uuid
 from typing import Any
@@ -23,6 +22,7 @@ from airflow_provider_xai_batch.client import (
 )
 from airflow_provider_xai_batch.client.errors import scrub, secret_forms
 from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator.process import free_port
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 
 QUICK = RetryPolicy(initial_delay=0.01, max_delay=0.02)
@@ -60,9 +60,7 @@ def assert_clean(key: str, *texts: str) -> None:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def chat(i: int, model: str = "grok-4.3") -> dict[str, Any]:

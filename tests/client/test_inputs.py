@@ -112,7 +112,7 @@ def test_generated_ids_pad_the_position_so_sorting_them_gives_input_order() -> N
 
 def test_a_non_list_is_refused_before_iteration() -> None:
     with pytest.raises(XAIInputError, match="must be a list"):
-        list(normalise_requests({"custom_id": "a", "body": CHAT}))  # type: ignore[arg-type]
+        list(normalise_requests({"custom_id": "a", "body": CHAT}))
 
 
 def lines(*rows: bytes) -> io.BytesIO:

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support.constants import TEST_API_KEY
 from test_plans import core, run
-from xai_test_support import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     LocatedRequest,

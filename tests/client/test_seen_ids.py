@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     AsyncXAIBatchClient,

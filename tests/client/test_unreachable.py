@@ -9,7 +9,7 @@ import ssl
 
 import httpx
 import pytest
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import (
     AsyncXAIBatchClient,
@@ -20,15 +20,13 @@ from airflow_provider_xai_batch.client import (
 )
 from airflow_provider_xai_batch.client.transport_errors import TransportFailure, classify
 from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator.process import free_port
 
 QUICK = RetryPolicy(initial_delay=0.01, max_delay=0.05)
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_a_refused_connection_is_retried_a_few_times_then_named_with_the_url() -> None:

@@ -15,7 +15,7 @@ from airflow.providers.common.ai.batch import dispatch, results
 from airflow.providers.common.ai.batch.output_schema import build_output_spec
 from airflow.providers.common.ai.exceptions import LLMBatchLimitExceededError, LLMBatchModelMismatchError
 from pydantic import BaseModel
-from xai_test_support import TEST_API_KEY
+from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.client import XAIBatchClient, XAIConflictError
 from airflow_provider_xai_batch.common_ai import translate

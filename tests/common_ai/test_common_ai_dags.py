@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import run_dag_file
+from support.dags import run_dag_file
 
 pytest.importorskip(
     "airflow.providers.common.ai.operators.llm_batch", reason="common-ai is not installed on this leg"

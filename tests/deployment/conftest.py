@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from airflow_deployment import AirflowDeployment, DeploymentSettings, EmulatorProcess
 from deployment_support import (
     EMULATOR_KEY,
     ERRORS_DAG,
@@ -20,6 +19,8 @@ from deployment_support import (
     Deployment,
     write_inputs,
 )
+
+from benchmarks.airflow_deployment import AirflowDeployment, DeploymentSettings
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         for example in sorted(EXAMPLES.glob("example_*.py")):
             shutil.copy(example, airflow.dags_folder / example.name)
         (airflow.dags_folder / f"{ERRORS_DAG_ID}.py").write_text(ERRORS_DAG)
-        emulator = EmulatorProcess(airflow.processes, EMULATOR_KEY, processing_rate=HOLD_RATE).start()
+        emulator = airflow.start_emulator(EMULATOR_KEY, processing_rate=HOLD_RATE)
         airflow.env.update(
             {
                 "AIRFLOW_CONN_XAI_DEFAULT": emulator.connection(),

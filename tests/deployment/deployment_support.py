@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_deployment import AirflowDeployment, EmulatorProcess
+from support.jsonl import write_jsonl
+
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
+from benchmarks.airflow_deployment import AirflowDeployment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "example_dags"
@@ -48,12 +51,7 @@ class Deployment:
     results: Path
 
     def manifest(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return json.loads((self.results / dag_id / run_id / "manifest.json").read_text())  # type: ignore[no-any-return]
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return json.loads((self.results / dag_id / run_id / "manifest.json").read_text())
 
 
 def write_inputs(root: Path) -> None:

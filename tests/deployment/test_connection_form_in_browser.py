@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from deployment_support import CHAT, Deployment, newest_airflow_only
-from headless_chromium import ChromiumPage, chromium_path
+from support.headless_chromium import ChromiumPage, chromium_path
 
 from airflow_provider_xai_batch.client import XAIBatchClient
 from airflow_provider_xai_batch.hooks.xai import base_url_of, client_options

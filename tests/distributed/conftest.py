@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from distributed_services import PostgresDatabase, RedisIndex, postgres_database, redis_index
+
+from benchmarks.distributed_services import PostgresDatabase, RedisIndex, postgres_database, redis_index
 
 _HERE = Path(__file__).parent
 

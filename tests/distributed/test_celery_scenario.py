@@ -1,11 +1,13 @@
-"""200,000 requests through Airflow's CeleryExecutor, with a worker, a triggerer and the scheduler lost.
+"""Requests through Airflow's CeleryExecutor, with a worker, a triggerer and the scheduler lost.
 
 The deployment: API server, scheduler, DAG processor, two Celery workers (concurrency 2), two
 triggerers, a PostgreSQL metadata database and result backend, a Redis broker and the emulator as
 the xAI service, every one a process of its own on loopback. The DAG: one create task; a mapped
-add task, one task instance per shard (16 JSONL shards, some on local disk and some on S3 through
-the local moto server), spread across both workers into the one batch, all drawing on one team
-add limit; a deferrable sensor; the results export.
+add task, one task instance per shard (8 JSONL shards of 2,500 requests, two of them on S3 through
+the local moto server, the rest on local disk), spread across both workers into the one batch, all
+drawing on one team add limit; a deferrable sensor; the results export. The volume proves the
+behaviour; ``make scale`` runs the same scenario with 200,000 requests in 16 shards (4 on S3),
+through ``XAI_BATCH_SCALE_REQUESTS``, ``XAI_BATCH_SCALE_SHARDS`` and ``XAI_BATCH_SCALE_S3_SHARDS``.
 
 Faults: one worker is killed (SIGKILL) while its add tasks are sending, and Airflow's retries hand
 its work to the other worker; the scheduler is restarted; the triggerer running the sensor's
@@ -19,6 +21,7 @@ message or a Celery result.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import time
@@ -26,18 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_deployment import CeleryDeployment, EmulatorService
-from distributed_services import PostgresDatabase, RedisIndex
+
+from benchmarks.airflow_deployment import AirflowDeployment, celery_deployment
 
 pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 
 DAG_ID = "xai_celery_scale_out"
-REQUESTS = 200_000
-SHARDS = 16
-S3_SHARDS = 4
-# The team's add limit, scaled down so that the adds take long enough to kill a worker under them.
+REQUESTS = int(os.environ.get("XAI_BATCH_SCALE_REQUESTS", "20000"))
+SHARDS = int(os.environ.get("XAI_BATCH_SCALE_SHARDS", "8"))
+S3_SHARDS = int(os.environ.get("XAI_BATCH_SCALE_S3_SHARDS", "2"))
+# The team's add limit, scaled down so that the adds take long enough to kill a worker under them:
+# about 800 add calls whatever the volume, at 20 calls a second.
 ADD_CALLS, ADD_WINDOW = 60, 3.0
-REQUESTS_PER_CALL = 250
+REQUESTS_PER_CALL = max(1, REQUESTS // 800)
 
 DAG_SOURCE = """
 from datetime import timedelta
@@ -89,7 +93,7 @@ def request_line(index: int) -> bytes:
 
 
 def write_shards(folder: Path, s3_endpoint: str, bucket: str) -> list[dict[str, str]]:
-    """16 shards of the 200,000 requests: the first four on S3, the rest on local disk."""
+    """``SHARDS`` shards of the ``REQUESTS`` requests: the first ``S3_SHARDS`` on S3, the rest on local disk."""
     import boto3
 
     s3 = boto3.client(
@@ -114,14 +118,14 @@ def write_shards(folder: Path, s3_endpoint: str, bucket: str) -> list[dict[str, 
     return shards
 
 
-def task_rows(deployment: CeleryDeployment) -> list[tuple[Any, ...]]:
+def task_rows(deployment: AirflowDeployment) -> list[tuple[Any, ...]]:
     return deployment.query(
         "SELECT task_id, map_index, state, try_number, hostname FROM task_instance WHERE dag_id = %s",
         DAG_ID,
     )
 
 
-def running_adds(deployment: CeleryDeployment, worker: str) -> list[int]:
+def running_adds(deployment: AirflowDeployment, worker: str) -> list[int]:
     return sorted(
         map_index
         for task_id, map_index, state, _, hostname in task_rows(deployment)
@@ -129,7 +133,7 @@ def running_adds(deployment: CeleryDeployment, worker: str) -> list[int]:
     )
 
 
-def trigger_holder(deployment: CeleryDeployment) -> str | None:
+def trigger_holder(deployment: AirflowDeployment) -> str | None:
     """The triggerer (process name) running the sensor's trigger, if one has it."""
     rows = deployment.query(
         "SELECT job.hostname FROM trigger JOIN job ON job.id = trigger.triggerer_id "
@@ -141,115 +145,90 @@ def trigger_holder(deployment: CeleryDeployment) -> str | None:
 
 @pytest.mark.skipif(airflow_version() < (3, 3), reason="runs real processes on the newest Airflow only")
 @pytest.mark.timeout(900)
-def test_two_workers_two_triggerers_survive_losing_one_of_each(
-    tmp_path: Path, postgres: PostgresDatabase, redis_db: RedisIndex, s3_endpoint: str
-) -> None:
+def test_two_workers_two_triggerers_survive_losing_one_of_each(tmp_path: Path, s3_endpoint: str) -> None:
     started = time.monotonic()
     api_key = f"xai-canary-{secrets.token_hex(12)}"
     output = tmp_path / "results"
     shards = write_shards(tmp_path, s3_endpoint, f"xai-shards-{secrets.token_hex(4)}")
-    home = tmp_path / "airflow-home"
     flags = {
         "processing_rate": 1,  # held back until the triggerer fault is over
         "create_rate_limit": 0,
         "add_rate_limit": ADD_CALLS,
         "add_rate_window": ADD_WINDOW,
     }
-    with EmulatorService(api_key, **flags) as emulator:
-        connections = {
-            "AIRFLOW_CONN_XAI_DEFAULT": json.dumps(
-                {
-                    "conn_type": "xai",
-                    "password": api_key,
-                    "host": emulator.url,
-                    "extra": {
-                        "add_calls": ADD_CALLS,
-                        "add_window_seconds": ADD_WINDOW,
-                        "max_requests_per_call": REQUESTS_PER_CALL,
-                    },
-                }
+    connections = {
+        "AIRFLOW_CONN_AWS_SHARDS": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    }
+    with celery_deployment(tmp_path, connections) as airflow:
+        emulator = airflow.start_emulator(api_key, **flags)
+        airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection(
+            add_calls=ADD_CALLS, add_window_seconds=ADD_WINDOW, max_requests_per_call=REQUESTS_PER_CALL
+        )
+        (airflow.dags_folder / f"{DAG_ID}.py").write_text(
+            DAG_SOURCE.format(dag_id=DAG_ID, shards=shards, output=str(output))
+        )
+        airflow.start()
+        airflow.wait_for_dags({DAG_ID})
+        airflow.api.trigger(DAG_ID)
+
+        # Fault 1: a worker dies (SIGKILL) while its add tasks are sending.
+        airflow.wait_for(
+            "add tasks sending on both workers",
+            lambda: (
+                running_adds(airflow, "celery-worker-1")
+                and running_adds(airflow, "celery-worker-2")
+                and emulator.calls("add_requests") >= 20
             ),
-            "AIRFLOW_CONN_AWS_SHARDS": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": "testing",
-                    "password": "testing",
-                    "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-                }
+            240,
+        )
+        killed_adds = running_adds(airflow, "celery-worker-1")
+        airflow.kill("celery-worker-1", signal.SIGKILL)
+
+        # Fault 2: the scheduler restarts.
+        airflow.restart("scheduler-1")
+
+        # Fault 3: the triggerer running the sensor's trigger dies (SIGKILL) while it waits.
+        holder = airflow.wait_for("the sensor's trigger to run", lambda: trigger_holder(airflow), 400)
+        polls = emulator.calls("get_batch")
+        airflow.wait_for("the trigger to poll", lambda: emulator.calls("get_batch") >= polls + 2, 60)
+        airflow.kill(holder, signal.SIGKILL)
+        survivor = "triggerer-2" if holder == "triggerer-1" else "triggerer-1"
+        airflow.wait_for("the other triggerer to take over", lambda: trigger_holder(airflow) == survivor, 120)
+        polls = emulator.calls("get_batch")
+        airflow.wait_for("the new triggerer to poll", lambda: emulator.calls("get_batch") > polls, 60)
+        emulator.configure(processing_rate=0)  # now let the batch finish
+
+        airflow.wait_for(
+            "the DAG run to finish",
+            lambda: airflow.query(
+                "SELECT state FROM dag_run WHERE dag_id = %s AND state != 'running'", DAG_ID
             ),
-        }
-        with CeleryDeployment(home, postgres, redis_db, extra_env=connections) as airflow:
-            (home / "dags" / f"{DAG_ID}.py").write_text(
-                DAG_SOURCE.format(dag_id=DAG_ID, shards=shards, output=str(output))
-            )
-            airflow.airflow("db", "migrate", timeout=300)
-            airflow.start("api-server", "api-server")
-            airflow.start("scheduler", "scheduler")
-            airflow.start("dag-processor", "dag-processor")
-            airflow.start_worker("worker-1")
-            airflow.start_worker("worker-2")
-            airflow.start_triggerer("triggerer-1")
-            airflow.start_triggerer("triggerer-2")
-            airflow.wait_for(
-                "the DAG to be parsed",
-                lambda: airflow.query("SELECT 1 FROM dag WHERE dag_id = %s AND NOT is_paused", DAG_ID),
-                180,
-            )
-            airflow.airflow("dags", "trigger", DAG_ID, timeout=120)
-
-            # Fault 1: a worker dies (SIGKILL) while its add tasks are sending.
-            airflow.wait_for(
-                "add tasks sending on both workers",
-                lambda: (
-                    running_adds(airflow, "worker-1")
-                    and running_adds(airflow, "worker-2")
-                    and emulator.calls("add_requests") >= 20
-                ),
-                240,
-            )
-            killed_adds = running_adds(airflow, "worker-1")
-            airflow.kill("worker-1", signal.SIGKILL)
-
-            # Fault 2: the scheduler restarts.
-            airflow.kill("scheduler")
-            airflow.start("scheduler", "scheduler")
-
-            # Fault 3: the triggerer running the sensor's trigger dies (SIGKILL) while it waits.
-            holder = airflow.wait_for("the sensor's trigger to run", lambda: trigger_holder(airflow), 400)
-            polls = emulator.calls("get_batch")
-            airflow.wait_for("the trigger to poll", lambda: emulator.calls("get_batch") >= polls + 2, 60)
-            airflow.kill(holder, signal.SIGKILL)
-            survivor = "triggerer-2" if holder == "triggerer-1" else "triggerer-1"
-            airflow.wait_for(
-                "the other triggerer to take over", lambda: trigger_holder(airflow) == survivor, 120
-            )
-            polls = emulator.calls("get_batch")
-            airflow.wait_for("the new triggerer to poll", lambda: emulator.calls("get_batch") > polls, 60)
-            emulator.configure(processing_rate=0)  # now let the batch finish
-
-            airflow.wait_for(
-                "the DAG run to finish",
-                lambda: airflow.query(
-                    "SELECT state FROM dag_run WHERE dag_id = %s AND state != 'running'", DAG_ID
-                ),
-                400,
-            )
-            rows = task_rows(airflow)
-            run_states = airflow.query("SELECT state FROM dag_run WHERE dag_id = %s", DAG_ID)
-            xcoms = airflow.query("SELECT value::text FROM xcom WHERE dag_id = %s", DAG_ID)
-            trigger_rows = airflow.query("SELECT kwargs::text, classpath FROM trigger")
-            celery_results = airflow.query(
-                "SELECT coalesce(encode(result, 'escape'), '') || coalesce(traceback, '') FROM celery_taskmeta"
-            )
-            earlier_tries = airflow.query(
-                "SELECT map_index, hostname, state FROM task_instance_history "
-                "WHERE dag_id = %s AND task_id = 'add_shard'",
-                DAG_ID,
-            )
-            broker = redis_db.dump()
-            batches = emulator.get("/v1/batches")
-            stats = emulator.stats()
-        logs = airflow.all_text()
+            400,
+        )
+        rows = task_rows(airflow)
+        run_states = airflow.query("SELECT state FROM dag_run WHERE dag_id = %s", DAG_ID)
+        xcoms = airflow.query("SELECT value::text FROM xcom WHERE dag_id = %s", DAG_ID)
+        trigger_rows = airflow.query("SELECT kwargs::text, classpath FROM trigger")
+        celery_results = airflow.query(
+            "SELECT coalesce(encode(result, 'escape'), '') || coalesce(traceback, '') FROM celery_taskmeta"
+        )
+        earlier_tries = airflow.query(
+            "SELECT map_index, hostname, state FROM task_instance_history "
+            "WHERE dag_id = %s AND task_id = 'add_shard'",
+            DAG_ID,
+        )
+        assert airflow.broker is not None
+        broker = airflow.broker.dump()
+        batches = emulator.get("/v1/batches")
+        stats = emulator.stats()
+    logs = airflow.all_logs()
 
     # One run, every task instance done, no task stuck.
     assert run_states == [("success",)], rows
@@ -260,10 +239,10 @@ def test_two_workers_two_triggerers_survive_losing_one_of_each(
     assert killed_adds
     for map_index in killed_adds:
         state, tries, host = states[("add_shard", map_index)]
-        assert tries >= 2 and host == "worker-2", (map_index, states[("add_shard", map_index)])
+        assert tries >= 2 and host == "celery-worker-2", (map_index, states[("add_shard", map_index)])
     # Their first tries ran on the killed worker, and were cut short there.
     assert sorted(map_index for map_index, _, _ in earlier_tries) == killed_adds
-    assert {host for _, host, _ in earlier_tries} == {"worker-1"}
+    assert {host for _, host, _ in earlier_tries} == {"celery-worker-1"}
 
     # Exactly one batch, holding every request exactly once.
     listed = batches.get("batches", batches.get("data", []))

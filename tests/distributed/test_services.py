@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from distributed_services import (
+
+from airflow_provider_xai_batch.emulator.process import free_port
+from benchmarks.distributed_services import (
     REQUIRE_SERVICES,
     PostgresDatabase,
     RedisIndex,
@@ -54,9 +54,7 @@ def test_own_redis_index_is_empty_unshared_and_flushed_afterwards(redis_db: Redi
 
 
 def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 def test_missing_service_skips_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +77,8 @@ def test_missing_service_fails_when_services_are_required(monkeypatch: pytest.Mo
 
 def test_an_index_abandoned_by_a_killed_run_is_reclaimed(redis_db: RedisIndex) -> None:
     import redis
-    from distributed_services import CLAIM_KEY, REDIS_INDEXES
+
+    from benchmarks.distributed_services import CLAIM_KEY, REDIS_INDEXES
 
     free = next(
         index for index in REDIS_INDEXES if index != redis_db.index and redis.Redis(db=index).dbsize() == 0

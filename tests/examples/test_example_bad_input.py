@@ -131,11 +131,11 @@ def test_the_documented_pattern_validates_a_request_list_before_creating(
     create = XAICreateBatchOperator(task_id="create", name="n", requests=requests)
 
     with pytest.raises(XAIBatchInputError, match=r"^create\.requests, item 1: the request has no body"):
-        create.execute({"ti": ti})  # type: ignore[arg-type]
+        create.execute({"ti": ti})  # type: ignore[typeddict-item]
     assert emulator.calls("create_batch") == 0
 
     good = XAICreateBatchOperator(task_id="create", name="n", requests=requests[:1])
-    assert good.execute({"ti": ti}).startswith("batch_")  # type: ignore[arg-type]
+    assert good.execute({"ti": ti}).startswith("batch_")  # type: ignore[typeddict-item]
     assert emulator.calls("create_batch") == 1
 
 

@@ -36,14 +36,14 @@ def source_of(name: str) -> str:
 def run_by_hand(name: str, dags_folder: Path, **kwargs: Any) -> Any:
     """Run an example as a manual trigger does: no logical date."""
     run = run_dag_file(source_of(name), name, dags_folder, logical_date=None, **kwargs)
-    assert run.logical_date is None  # type: ignore[attr-defined]
+    assert run.logical_date is None
     return run
 
 
 def manifest_of(root: Path, run: Any) -> dict[str, Any]:
     """The manifest in the run's own output folder."""
     folder = root / run.dag_id / run.run_id
-    return json.loads((folder / "manifest.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((folder / "manifest.json").read_text())
 
 
 def load_examples() -> Any:
@@ -165,7 +165,7 @@ def test_a_scheduled_run_names_its_batch_after_its_logical_date(
     run = run_dag_file(
         source_of("example_xai_batch_nightly"), "example_xai_batch_nightly", dags_folder, logical_date=day
     )
-    assert run.state == "success"  # type: ignore[attr-defined]
+    assert run.state == "success"
     names = [batch["name"] for batch in emulator.service.list_batches()["batches"]]
     assert len(names) == 1 and names[0].startswith("nightly-2026-03-01"), names
     assert manifest_of(output_root, run)["succeeded"] == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from airflow_provider_xai_batch.client import (
     XAIError,
 )
 from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator.process import free_port
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook, base_url_of
 
 CHAT = {"model": "grok-4.3", "messages": [{"role": "user", "content": "hello"}]}
@@ -94,9 +94,7 @@ def test_test_connection_reports_a_wrong_key_without_leaking_it(
 
 
 def test_test_connection_to_a_closed_port_answers_after_one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     connection = {
         "conn_type": "xai",
         "password": "xai-canary-closed",

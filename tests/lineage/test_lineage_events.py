@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xai_test_support import TEST_API_KEY, run_dag_file
+from support.constants import TEST_API_KEY
+from support.dags import run_dag_file
 
 pytest.importorskip("airflow.providers.openlineage", reason="the OpenLineage provider is not installed")
 

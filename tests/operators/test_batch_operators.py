@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from support.batch_requests import chat, native, openai_style, short
@@ -23,6 +23,9 @@ from airflow_provider_xai_batch.operators.batch import (
     XAICancelBatchOperator,
     XAICreateBatchOperator,
 )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class StateStore:
@@ -40,14 +43,14 @@ class StateStore:
 
 def context_for(
     task_id: str = "task", *, try_number: int = 1, map_index: int = -1, store: StateStore | None = None
-) -> dict[str, Any]:
+) -> Context:
     ti = SimpleNamespace(
         dag_id="nightly", task_id=task_id, run_id="manual__1", map_index=map_index, try_number=try_number
     )
     context: dict[str, Any] = {"ti": ti}
     if store is not None:
         context["task_state_store"] = store
-    return context
+    return cast("Context", context)  # a stub task instance: what the operators read of it
 
 
 def new_batch(name: str = "target") -> str:
@@ -187,7 +190,7 @@ def test_adding_the_same_input_again_adds_nothing_twice(
 # -- create and re-attach ---------------------------------------------------------------------------
 
 
-def create(context: dict[str, Any], name: str = "nightly-eval") -> str:
+def create(context: Context, name: str = "nightly-eval") -> str:
     batch_id: str = XAICreateBatchOperator(task_id="create", name=name).execute(context)
     return batch_id
 

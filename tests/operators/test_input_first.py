@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from request_files import all_batches, short
@@ -17,10 +17,14 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.operators.batch import XAIAddBatchRequestsOperator
 from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
-def context(task_id: str = "run_batch") -> dict[str, Any]:
+
+def context(task_id: str = "run_batch") -> Context:
+    # A stub task instance: what the operator reads of it, nothing more.
     ti = SimpleNamespace(dag_id="d", task_id=task_id, run_id="r1", map_index=-1, try_number=1)
-    return {"ti": ti}
+    return cast("Context", {"ti": ti})
 
 
 def test_bad_input_creates_no_batch(xai_conn: Callable[..., str], emulator: Any) -> None:

@@ -36,7 +36,7 @@ def refused(row: dict[str, Any]) -> dict[str, Any]:
 def run_add_task(**inputs: Any) -> dict[str, Any]:
     operator = XAIAddBatchRequestsOperator(task_id="add", **inputs)
     ti = SimpleNamespace(dag_id="nightly", task_id="add", run_id="manual__1", map_index=-1, try_number=1)
-    result: dict[str, Any] = operator.execute({"ti": ti})  # type: ignore[arg-type]
+    result: dict[str, Any] = operator.execute({"ti": ti})  # type: ignore[typeddict-item]
     return result
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow_deployment import free_port
-from managed_processes import ManagedProcesses, wait_until
+
+from airflow_provider_xai_batch.emulator.process import free_port
+from benchmarks.managed_processes import ManagedProcesses, wait_until
 
 pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 

@@ -6,30 +6,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from support.batch_requests import chat as chat_body
-from support.batch_requests import native_request, openai_style
-from support.constants import MODEL
-from support.dags import task_states, task_tries
-from support.emulator import held_request_ids
-from support.jsonl import jsonl_rows, write_jsonl
+from support.batch_requests import openai_style
+from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client.inputs import generated_request_id
 from airflow_provider_xai_batch.emulator.faults import FaultDecision
-
-__all__ = [
-    "MODEL",
-    "FaultLedger",
-    "chat_body",
-    "fault_kind",
-    "held_request_ids",
-    "jsonl_request",
-    "jsonl_rows",
-    "native_request",
-    "task_states",
-    "task_tries",
-    "write_jsonl",
-    "write_shards",
-]
 
 
 def jsonl_request(request_id: str | None, text: str) -> dict[str, Any]:

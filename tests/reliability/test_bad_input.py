@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import chat_body, jsonl_request
+from reliability_support import jsonl_request
+from support.batch_requests import chat as chat_body
 from support.batch_requests import native_request
 from support.constants import TEST_API_KEY
 from support.dags import run_dag_file, task_states
@@ -498,10 +499,10 @@ def add_through(case: Case, emulator: Any, folder: Path, batch_id: str) -> Calla
         write_files(folder, case.value)
         location = f"file://{folder}/{case.location or '*'}"
         task = XAIAddBatchRequestsOperator(task_id="add_rows", batch_id=batch_id, source=location)
-        return lambda: task.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+        return lambda: task.execute({"ti": TaskInstanceStub()})  # type: ignore[typeddict-item]
     if case.entry == "xcom":
         task = XAIAddBatchRequestsOperator(task_id="add_rows", batch_id=batch_id, requests=case.value)
-        return lambda: task.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+        return lambda: task.execute({"ti": TaskInstanceStub()})  # type: ignore[typeddict-item]
 
     def add_directly() -> int:
         # Lists are handed over as generators: the client streams, it never sees the whole input.
@@ -590,7 +591,7 @@ def test_what_real_files_contain_is_accepted(
     batch_id = emulator.service.create_batch("good-input")["batch_id"]
     task = XAIAddBatchRequestsOperator(task_id="add_rows", batch_id=batch_id, source=f"file://{path}")
 
-    result = task.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+    result = task.execute({"ti": TaskInstanceStub()})  # type: ignore[typeddict-item]
 
     assert result == {"batch_id": batch_id, "added": 6}
     held = [

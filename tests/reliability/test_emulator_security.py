@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,9 +21,10 @@ from hypothesis import strategies as st
 from support.constants import TEST_API_KEY
 
 from airflow_provider_xai_batch.emulator import BatchService, EmulatorConfig, ManualClock, ServiceError
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 from airflow_provider_xai_batch.emulator.strict_json import MAX_JSON_DEPTH
 
-API_CALLS = [
+API_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/v1/batches", None),
     ("POST", "/v1/batches", {"name": "x"}),
     ("GET", "/v1/batches/batch_1", None),
@@ -33,7 +33,7 @@ API_CALLS = [
     ("POST", "/v1/batches/batch_1:cancel", {}),
     ("GET", "/v1/files", None),
 ]
-CONTROL_CALLS = [
+CONTROL_CALLS: list[tuple[str, str, Any]] = [
     ("GET", "/_emulator/stats", None),
     ("GET", "/_emulator/config", None),
     ("PATCH", "/_emulator/config", {"fault_rate": 1.0}),
@@ -107,24 +107,14 @@ def test_the_command_line_emulator_binds_loopback_and_requires_a_key() -> None:
     refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=_without_key_env())
     assert refused.returncode == 2 and "an API key is required" in refused.stderr
 
-    with subprocess.Popen(
-        [*command, "--api-key", TEST_API_KEY], stdout=subprocess.PIPE, text=True
-    ) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            match = re.search(r"listening on http://([\d.]+):(\d+)", line)
-            assert match, line
-            assert match.group(1) == "127.0.0.1"
-            deadline = time.monotonic() + 10
-            while not listening_addresses(process.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert listening_addresses(process.pid) == {"127.0.0.1"}
-            assert httpx.get(f"http://127.0.0.1:{match.group(2)}/v1/batches").status_code == 401
-        finally:
-            process.terminate()
-            process.wait(10)
-    assert process.returncode == 0  # stops cleanly on SIGTERM
+    with EmulatorProcess(TEST_API_KEY, host=None) as emulator:
+        assert httpx.URL(emulator.url).host == "127.0.0.1"
+        deadline = time.monotonic() + 10
+        while not listening_addresses(emulator.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listening_addresses(emulator.pid) == {"127.0.0.1"}
+        assert httpx.get(f"{emulator.url}/v1/batches").status_code == 401
+    assert emulator.returncode == 0  # stops cleanly on SIGTERM
 
 
 def _without_key_env() -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import traceback
 import uuid
 from contextlib import closing
@@ -26,6 +25,7 @@ from support.jsonl import write_jsonl
 
 from airflow_provider_xai_batch.client import XAIBatchClient, XAIError
 from airflow_provider_xai_batch.emulator import EmulatorServer
+from airflow_provider_xai_batch.emulator.process import free_port
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 
 EXAMPLE_DAG = Path(__file__).parents[2] / "example_dags" / "example_xai_batch_nightly.py"
@@ -42,12 +42,6 @@ AIRFLOW_DAG_TEST_TRACE = re.compile(r"\[debug\s*\] Sending request\s+msg=MaskSec
 
 def canary_key() -> str:
     return f"xai-canary-{uuid.uuid4()}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_example(
@@ -70,7 +64,7 @@ def metadata_rows() -> dict[str, list[str]]:
     from airflow.models.trigger import Trigger
     from sqlalchemy import inspect, text
 
-    session = settings.Session()
+    session = settings.Session()  # type: ignore[misc]  # None until Airflow is configured
     try:
         tables: dict[str, list[str]] = {}
         for table in inspect(session.get_bind()).get_table_names():
@@ -87,7 +81,7 @@ def this_run_rows(run_id: str) -> dict[str, list[str]]:
     from airflow import settings
     from sqlalchemy import text
 
-    session = settings.Session()
+    session = settings.Session()  # type: ignore[misc]  # None until Airflow is configured
     try:
         query = {
             "xcom": "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run",

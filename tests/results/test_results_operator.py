@@ -59,7 +59,8 @@ def run_dag(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str
 
         def recorded_then_tested(dag: Any, *args: Any, **kwargs: Any) -> Any:
             DagBundlesManager().sync_bundles_to_db()
-            recorded = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
+            # Defined on a base class that Airflow types loosely.
+            recorded = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))  # type: ignore[attr-defined]
             SchedulerDAG.bulk_write_to_db("dags-folder", None, [recorded])
             return real_test(dag, *args, **kwargs)
 
@@ -72,7 +73,7 @@ def test_operator_exports_and_hands_the_manifest_downstream(
 ) -> None:
     with XAIBatchClient(TEST_API_KEY, base_url=emulator.url) as client:
         batch = client.create_batch("results-operator")
-        requests = [
+        requests: list[dict[str, Any]] = [
             {
                 "custom_id": f"q-{n}",
                 "body": {"model": "grok-4.3", "messages": [{"role": "user", "content": f"{n}"}]},

@@ -8,4 +8,9 @@ import ``support.<module>`` by name.
 - :mod:`support.jsonl`: writing and reading JSONL files.
 - :mod:`support.dags`: running a DAG file with ``dag.test()`` and reading its task instances.
 - :mod:`support.emulator`: reading the emulator's state, and ``xai`` connections to it.
+- :mod:`support.headless_chromium`: Debian's chromium driven over the DevTools protocol.
+
+Not here, because the benchmarks use them too: the emulator as a child process and ``free_port``
+(``airflow_provider_xai_batch.emulator.process``), and the real Airflow deployment, LocalExecutor
+or Celery (``benchmarks.airflow_deployment``).
 """

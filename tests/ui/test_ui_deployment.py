@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow_deployment import AirflowDeployment, DeploymentSettings, EmulatorProcess, RestApi
-from headless_chromium import ChromiumPage, chromium_path
+from support.headless_chromium import ChromiumPage, chromium_path
 
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 from airflow_provider_xai_batch.links import LINK_NAME, PAGE_PREFIX, batch_page_path
+from benchmarks.airflow_deployment import AirflowDeployment, DeploymentSettings, RestApi
 
 
 def _newest_airflow() -> bool:
@@ -115,7 +116,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiDeployment]:
     airflow.api = PasswordApi(airflow.base_url)
     try:
         (airflow.dags_folder / f"{DAG_ID}.py").write_text(DAG)
-        emulator = EmulatorProcess(airflow.processes, EMULATOR_KEY, processing_rate=HOLD_RATE).start()
+        emulator = airflow.start_emulator(EMULATOR_KEY, processing_rate=HOLD_RATE)
         airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
         airflow.start()
         airflow.wait_for_dags({DAG_ID})
@@ -130,7 +131,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiDeployment]:
 def ti_state(ui: UiDeployment, run_id: str, task_id: str) -> str | None:
     for ti in ui.airflow.api.task_instances(DAG_ID, run_id):
         if ti["task_id"] == task_id:
-            return ti["state"]  # type: ignore[no-any-return]
+            return ti["state"]
     return None
 
 

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from waiting_support import connection_env, seed_batch
+from support.emulator import connection_env
+from waiting_support import seed_batch
 
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger

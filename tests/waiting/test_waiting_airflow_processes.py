@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from airflow_deployment import AirflowDeployment, EmulatorProcess
 from support.batch_requests import chat_rows
+
+from benchmarks.airflow_deployment import AirflowDeployment
 
 pytestmark = [pytest.mark.airflow_processes, pytest.mark.slow]
 
@@ -62,7 +63,7 @@ def states(airflow: AirflowDeployment, run_id: str) -> dict[str, tuple[str | Non
 def test_deferred_sensor_survives_a_triggerer_crash(tmp_path: Path) -> None:
     with AirflowDeployment(tmp_path) as airflow:
         # 30 requests at 1 per second: long enough to kill and restart a triggerer in the middle.
-        emulator = EmulatorProcess(airflow.processes, "xai-waiting-key-0123", processing_rate=1).start()
+        emulator = airflow.start_emulator("xai-waiting-key-0123", processing_rate=1)
         airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
         (airflow.dags_folder / f"{DAG_ID}.py").write_text(
             DAG_SOURCE.format(dag_id=DAG_ID, requests=chat_rows(30))

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from support.batch_requests import chat_rows, jsonl_line
-from waiting_support import connection_env, run_dag, seed_batch, seed_file_batch
+from support.dags import run_dag_file as run_dag
+from support.emulator import connection_env
+from waiting_support import seed_batch, seed_file_batch
 
 # The batch is created inside the run (starting DAG runs takes longer than a small batch), and a
 # downstream task writes what it received, so the test reads the XCom without Airflow internals.

@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from waiting_support import EmulatorProcess
+from waiting_support import seed_batches
+
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess
 
 TRIGGERS = 200
 LATENCY_MS = 50
 POLL_INTERVAL = 2.0
 LAG_BOUND = 0.200
 PROBE = Path(__file__).with_name("lag_probe.py")
+WAITING_KEY = "xai-waiting-key-0123"
 
 
 def read_message(stream: IO[str]) -> str:
@@ -40,7 +43,7 @@ def read_message(stream: IO[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_200_triggers_do_not_block_the_event_loop() -> None:
-    with EmulatorProcess(processing_rate=1) as emulator:
+    with EmulatorProcess(WAITING_KEY, create_rate_limit=0, add_rate_limit=0, processing_rate=1) as emulator:
         env = dict(os.environ)
         env["AIRFLOW_CONN_XAI_LAG"] = json.dumps(
             {"conn_type": "xai", "password": emulator.api_key, "host": emulator.url}
@@ -57,7 +60,7 @@ def test_200_triggers_do_not_block_the_event_loop() -> None:
             assert read_message(probe.stdout) == "ready"
             # 10 requests at 1 per second: each batch takes about 10 s, so every trigger polls
             # several times. Seeded only now, so processing starts when the triggers do.
-            batch_ids = emulator.seed_batches(TRIGGERS, requests=10)
+            batch_ids = seed_batches(emulator, TRIGGERS, requests=10)
             emulator.configure(latency_ms=LATENCY_MS)
             probe.stdin.write(json.dumps({"batch_ids": batch_ids, "poll_interval": POLL_INTERVAL}) + "\n")
             probe.stdin.flush()

@@ -27,7 +27,8 @@ def running() -> Batch:
 
 def ride_out(poller: BatchPoller, start: float = 0.0) -> tuple[float, list[float], dict[str, Any]]:
     """Fail every poll, advancing the clock by each step's delay; return when it ended, the delays, the event."""
-    now, delays = start, []
+    now = start
+    delays: list[float] = []
     while True:
         step = poller.on_error(XAIConnectionError("connection refused"), now=now)
         if step.event is not None:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.emulator import TickingClock
-from waiting_support import chat_rows, connection_env, run_dag
+from support.batch_requests import chat_rows
+from support.dags import run_dag_file as run_dag
+from support.emulator import TickingClock, connection_env
 
 from airflow_provider_xai_batch.client import Batch, BatchState
 from airflow_provider_xai_batch.emulator import EmulatorServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from airflow.providers.common.compat.sdk import (
@@ -32,6 +32,9 @@ from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import event_outcome
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
 
 def event(status: str = "success", batch_status: str | None = "completed", **batch: Any) -> dict[str, Any]:
     body = {"batch_id": "batch_1", "state": {"num_pending": 0}, "status": batch_status, **batch}
@@ -44,9 +47,10 @@ def event(status: str = "success", batch_status: str | None = "completed", **bat
     }
 
 
-def context() -> dict[str, Any]:
+def context() -> Context:
+    # A stub task instance: what the operator reads of it, nothing more.
     ti = SimpleNamespace(dag_id="d", task_id="run_batch", run_id="r1", map_index=-1, try_number=1)
-    return {"ti": ti}
+    return cast("Context", {"ti": ti})
 
 
 # -- events --------------------------------------------------------------------------------------
@@ -171,7 +175,7 @@ def test_poke_tolerates_a_transient_error_and_fails_on_an_unknown_batch(
     emulator.faults.inject("get_batch", status=503)
 
     assert sensor.poke(context()) is False
-    assert sensor.poke(context()).xcom_value["status"] == "completed"  # type: ignore[union-attr]
+    assert sensor.poke(context()).xcom_value["status"] == "completed"  # type: ignore[union-attr, index]
     with pytest.raises(XAIBatchNotFoundError, match="404") as raised:
         XAIBatchSensor(task_id="wait2", batch_id="batch_missing").poke(context())
     assert isinstance(raised.value, AirflowFailException)
@@ -253,7 +257,7 @@ def test_poke_reads_the_connection_again_after_an_authentication_error(
 
     result = XAIBatchSensor(task_id="wait", batch_id=batch_id).poke(context())
 
-    assert result.xcom_value["status"] == "completed"  # type: ignore[union-attr]
+    assert result.xcom_value["status"] == "completed"  # type: ignore[union-attr, index]
     assert emulator.answers(401, "get_batch") == 1
 
 

@@ -1,32 +1,34 @@
-"""A real Airflow deployment on loopback for tests, every component a process of its own.
+"""A real Airflow deployment on loopback for tests and benchmarks, every component a process of its own.
 
 API server, scheduler(s), DAG processor(s), triggerer(s) (and Celery workers when the executor is
 Celery) run as separate processes in a temporary AIRFLOW_HOME, each in its own process group with
 its own log; the xAI emulator runs as a process too. Everything is stopped, and leftovers swept,
-even when the test fails. Executor, database URL, broker URL and process counts are settings, so
-a CeleryExecutor deployment (PostgreSQL, Redis, two workers, two triggerers) reuses this module:
+even when the test fails. Executor, database URL, broker URL and process counts are settings; one
+harness serves the LocalExecutor (SQLite) and the CeleryExecutor (PostgreSQL, Redis, two workers,
+two triggerers: :func:`celery_deployment` starts it with its services):
 
->>> settings = DeploymentSettings(  # doctest: +SKIP
-...     executor="CeleryExecutor",
-...     database_url="postgresql+psycopg2://airflow:airflow@127.0.0.1:5432/airflow",
-...     broker_url="redis://127.0.0.1:6379/0",
-...     celery_workers=2,
-...     triggerers=2,
-... )
->>> with AirflowDeployment(tmp_path, settings) as airflow:  # doctest: +SKIP
-...     emulator = EmulatorProcess(airflow.processes, api_key="k").start()
+>>> with AirflowDeployment(tmp_path) as airflow:  # doctest: +SKIP
+...     emulator = airflow.start_emulator("k", processing_rate=1)
 ...     airflow.env["AIRFLOW_CONN_XAI_DEFAULT"] = emulator.connection()
 ...     airflow.start()
 ...     run = airflow.api.trigger("my_dag")
+>>> with celery_deployment(tmp_path, extra_env=connections) as airflow:  # doctest: +SKIP
+...     airflow.start()
+...     airflow.kill("celery-worker-1")  # a crash: SIGKILL to its whole process group
+
+Each process reports its own name (``scheduler-1``, ``celery-worker-2``, ``triggerer-1`` ...) as its
+host name, so the metadata database tells which worker ran a task instance and which triggerer
+holds a trigger.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
-import socket
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,16 +36,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from managed_processes import ManagedProcesses, wait_until
+
+from airflow_provider_xai_batch.emulator.process import EmulatorProcess, free_port
+from benchmarks.distributed_services import PostgresDatabase, RedisIndex, postgres_database, redis_index
+from benchmarks.managed_processes import MARKER, ManagedProcesses, wait_until
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# Put on the processes' PYTHONPATH and named as Airflow's host name callable: each process
+# reports the name it was started under.
+HOSTNAME_MODULE = """
+import os
+import socket
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def hostname():
+    return os.environ.get("XAI_TEST_PROCESS") or socket.getfqdn()
+"""
 
 
 @dataclass
@@ -57,7 +66,13 @@ class DeploymentSettings:
     dag_processors: int = 1
     triggerers: int = 1
     celery_workers: int = 0
+    worker_concurrency: int = 2
     parallelism: int = 4
+    # Each process's host name is its own name; off, Airflow's default (the machine's name).
+    process_hostnames: bool = False
+    # Off (``--skip-serve-logs``), several workers and triggerers can share one machine: each
+    # would otherwise bind the same log-serving port.
+    serve_logs: bool = True
     # A killed triggerer's triggers move to a live one after this many seconds without a heartbeat.
     triggerer_health_seconds: int = 6
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -144,25 +159,38 @@ class AirflowDeployment:
     """Airflow's components as processes in ``root``; a context manager that always stops them."""
 
     def __init__(
-        self, root: Path, settings: DeploymentSettings | None = None, env: Mapping[str, str] | None = None
+        self,
+        root: Path,
+        settings: DeploymentSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        database: PostgresDatabase | None = None,
+        broker: RedisIndex | None = None,
     ) -> None:
         self.root = root
         self.settings = settings or DeploymentSettings()
+        self.database = database
+        self.broker = broker
         self.home = root / "airflow-home"
         self.dags_folder = self.home / "dags"
         self.task_log_folder = self.home / "logs"
-        for folder in (self.dags_folder, self.task_log_folder):
+        # Modules the processes import besides the DAGs (the host name callable, a test's triggers).
+        self.python_path = self.home / "support"
+        for folder in (self.dags_folder, self.task_log_folder, self.python_path):
             folder.mkdir(parents=True, exist_ok=True)
+        (self.python_path / "xai_test_hostname.py").write_text(HOSTNAME_MODULE)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.fernet_key = _fernet_key()
         self.processes = ManagedProcesses(root / "process-logs")
         self.env = self._environment(dict(env or {}))
         self.api = RestApi(self.base_url)
+        self.emulators: list[EmulatorProcess] = []
         self._counts: dict[str, int] = {}
 
     def _environment(self, extra: dict[str, str]) -> dict[str, str]:
         # Nothing of the test session's own Airflow settings (unit-test mode, its database) leaks in.
         env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.python_path), env.get("PYTHONPATH", "")]))
         settings = self.settings
         env.update(
             {
@@ -174,6 +202,8 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # Connections in trigger rows are encrypted with it; a test can decrypt them.
+                "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 # SQLite allows one writer at a time: wait for the lock rather than fail a request.
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
@@ -196,9 +226,13 @@ class AirflowDeployment:
                 "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             }
         )
+        if settings.process_hostnames:
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "xai_test_hostname.hostname"
         if settings.broker_url:
             env["AIRFLOW__CELERY__BROKER_URL"] = settings.broker_url
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(settings.worker_concurrency)
+            env["AIRFLOW__CELERY__SYNC_PARALLELISM"] = "1"
         env.update(settings.extra_env)
         env.update(extra)
         return env
@@ -229,23 +263,51 @@ class AirflowDeployment:
 
     def stop(self) -> None:
         self.api.close()
+        for emulator in self.emulators:
+            emulator.stop()
         self.processes.stop_all()
+
+    def start_emulator(self, api_key: str, **flags: object) -> EmulatorProcess:
+        """The emulator as the deployment's xAI service, rate limits off unless ``flags`` set them.
+
+        Its log sits beside the components' (in failure reports), and it is stopped with them.
+        """
+        emulator = EmulatorProcess(
+            api_key,
+            log_path=self.processes.log_dir / "emulator.log",
+            env={**os.environ, MARKER: self.processes.marker},
+            create_rate_limit=0,
+            add_rate_limit=0,
+        )
+        emulator.flags.update(flags)
+        self.emulators.append(emulator)
+        return emulator.start()
 
     def start_component(self, kind: str) -> str:
         """Start one more component of ``kind``; its name is ``<kind>-<n>``."""
         number = self._counts.get(kind, 0) + 1
         self._counts[kind] = number
         name = f"{kind}-{number}"
+        skip_serve_logs = [] if self.settings.serve_logs else ["--skip-serve-logs"]
         if kind == "celery-worker":
-            args = ["celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h"]
+            args = ["celery", "worker", "--concurrency", str(self.settings.worker_concurrency)]
+            args += ["--celery-hostname", f"{name}@%h", "--without-mingle", "--without-gossip"]
+            args += skip_serve_logs
+        elif kind == "triggerer":
+            args = [kind, *skip_serve_logs]
         else:
             args = [kind]
-        self.processes.start(name, [*AIRFLOW, *args], env=self.env)
+        self.processes.start(name, [*AIRFLOW, *args], env={**self.env, "XAI_TEST_PROCESS": name})
         return name
 
-    def kill(self, name: str) -> None:
-        """SIGKILL a component's whole process group: a crash, no clean shutdown."""
-        self.processes.kill(name)
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to a component's whole process group (SIGKILL: a crash, no clean shutdown)."""
+        self.processes.kill(name, sig)
+
+    def restart(self, name: str) -> str:
+        """Stop a component cleanly (SIGTERM) and start another of its kind; the new one's name."""
+        self.processes.stop(name)
+        return self.start_component(name.rsplit("-", 1)[0])
 
     def airflow_command(self, *args: str, timeout: float = 120) -> str:
         """Run an ``airflow`` CLI command to its end; its output (it fails the test if it fails)."""
@@ -293,52 +355,87 @@ class AirflowDeployment:
             parts.append(f"----- task log {path.relative_to(self.task_log_folder)} -----\n{text[-3000:]}")
         return "\n".join(parts)
 
+    def process_logs(self) -> dict[str, str]:
+        """Every process's log by process name."""
+        return {
+            path.stem: path.read_text(errors="replace")
+            for path in sorted(self.processes.log_dir.glob("*.log"))
+        }
+
+    def all_logs(self) -> bytes:
+        """Every log the deployment wrote, process logs and task/trigger logs: what a leak check searches."""
+        parts: list[bytes] = []
+        for root in (self.processes.log_dir, self.task_log_folder):
+            parts.extend(path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file())
+        return b"\n".join(parts)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows from the PostgreSQL metadata database (none while its schema is not there yet)."""
+        if self.database is None:
+            raise RuntimeError("only a deployment on PostgreSQL can be queried")
+        try:
+            return self.database.query(sql, *params)
+        except Exception as exc:
+            if "does not exist" in str(exc):
+                return []
+            raise
+
+    def decrypt(self, value: str | bytes) -> bytes:
+        """A value Airflow encrypted with this deployment's Fernet key (a trigger's kwargs)."""
+        from cryptography.fernet import Fernet
+
+        token = value.encode() if isinstance(value, str) else value
+        return Fernet(self.fernet_key.encode()).decrypt(token)
+
     def task_log_files(self, dag_id: str, task_id: str) -> Iterator[Path]:
         for path in self.task_log_folder.rglob("*.log"):
             if f"dag_id={dag_id}" in str(path) and f"task_id={task_id}" in str(path):
                 yield path
 
 
-class EmulatorProcess:
-    """The xAI emulator's CLI as a process of the deployment's process set."""
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
 
-    def __init__(self, processes: ManagedProcesses, api_key: str, **flags: Any) -> None:
-        self.processes = processes
-        self.api_key = api_key
-        self.flags = {"create_rate_limit": 0, "add_rate_limit": 0, **flags}
-        self.url = ""
+    return Fernet.generate_key().decode()
 
-    def start(self) -> EmulatorProcess:
-        command = [sys.executable, "-m", "airflow_provider_xai_batch.emulator", "--port", "0"]
-        command += ["--api-key", self.api_key]
-        for name, value in self.flags.items():
-            command += [f"--{name.replace('_', '-')}", str(value)]
-        self.processes.start("emulator", command)
 
-        def listening() -> str:
-            match = re.search(r"listening on (http://\S+)", self.processes.log_text("emulator"))
-            return match.group(1) if match else ""
+@contextlib.contextmanager
+def celery_deployment(
+    root: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    workers: int = 2,
+    triggerers: int = 2,
+    worker_concurrency: int = 2,
+    parallelism: int = 8,
+) -> Iterator[AirflowDeployment]:
+    """Airflow on the CeleryExecutor with its services, not yet started (call ``start()``).
 
-        self.url = wait_until("the emulator to listen", listening, 30, on_timeout=self.processes.log_tails)
-        return self
+    A fresh PostgreSQL database (metadata and Celery results) and a Redis index (the broker) of
+    its own, both gone afterwards; ``workers`` Celery workers and ``triggerers`` triggerers, each
+    reporting its process name as host name. A task whose worker dies is noticed within 20 s.
 
-    def connection(self, api_key: str | None = None) -> str:
-        """An ``xai`` connection to this emulator as JSON, for an ``AIRFLOW_CONN_...`` variable."""
-        key = self.api_key if api_key is None else api_key
-        return json.dumps({"conn_type": "xai", "password": key, "host": self.url})
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30
+    >>> with celery_deployment(tmp_path, {"AIRFLOW_CONN_XAI_DEFAULT": conn}) as airflow:  # doctest: +SKIP
+    ...     airflow.start()
+    ...     airflow.query("SELECT state FROM dag_run")
+    """
+    with postgres_database() as database, redis_index() as broker:
+        settings = DeploymentSettings(
+            executor="CeleryExecutor",
+            database_url=database.sqlalchemy_url,
+            broker_url=broker.url,
+            triggerers=triggerers,
+            celery_workers=workers,
+            worker_concurrency=worker_concurrency,
+            parallelism=parallelism,
+            process_hostnames=True,
+            serve_logs=False,
+            extra_env={
+                # A worker killed under its tasks is noticed once their heartbeats stop for this long.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            },
         )
-
-    def configure(self, **changes: Any) -> None:
-        with self.http() as client:
-            client.patch("/_emulator/config", json=changes).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        with self.http() as client:
-            return dict(client.get("/_emulator/stats").json())
-
-    def calls(self, route: str) -> int:
-        return int(self.stats()["calls"].get(route, 0))
+        with AirflowDeployment(root, settings, env=extra_env, database=database, broker=broker) as airflow:
+            yield airflow

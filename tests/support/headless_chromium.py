@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from managed_processes import ManagedProcesses, wait_until
 from websockets.sync.client import ClientConnection, connect
+
+from benchmarks.managed_processes import ManagedProcesses, wait_until
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
