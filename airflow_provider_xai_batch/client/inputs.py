@@ -258,7 +258,7 @@ def _quick_jsonl_style(request: Any, source: str, where: str) -> NormalisedReque
     one pass of checks; ``None`` for anything else, which :func:`normalise_request` checks in full
     (and words the error for). Run once per request of an ingest of millions, so kept to the point.
     """
-    if type(request) is not dict or "url" in request or "batch_request" in request:
+    if type(request) is not dict or "url" in request or "batch_request" in request or METADATA_KEY in request:
         return None
     request_id, body = request.get("custom_id"), request.get("body")
     if type(request_id) is not str or not 0 < len(request_id) <= MAX_ID_LENGTH or request_id.isspace():
@@ -269,7 +269,7 @@ def _quick_jsonl_style(request: Any, source: str, where: str) -> NormalisedReque
     if type(model) is not str or not model or model.isspace() or type(messages) is not list or not messages:
         return None
     normalised = NormalisedRequest(batch_request_id=request_id, batch_request={"chat_get_completion": body})
-    normalised.source, normalised.position = source, where
+    normalised.source, normalised.position, normalised.metadata = source, where, None
     return normalised
 
 
