@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import IO, Any, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -19,6 +19,9 @@ from airflow_provider_xai_batch.client.base import ClientCore
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
 from airflow_provider_xai_batch.client.plans import Emit, Pause, Plan, Stepper
 from airflow_provider_xai_batch.client.protocol import ApiCall
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 
@@ -114,11 +117,9 @@ class AsyncXAIBatchClient(ClientCore):
         self,
         batch_id: str,
         requests: Iterable[Any],
-        *,
-        source: str = "requests",
-        on_call: Callable[[int], object] | None = None,
+        **options: Unpack[plans.AddRequestsOptions],
     ) -> int:
-        return await self._run(plans.add_requests(self, batch_id, requests, source, on_call))
+        return await self._run(plans.add_requests(self, batch_id, requests, **options))
 
     def iter_batch_requests(
         self, batch_id: str, *, page_size: int = 1000

@@ -23,7 +23,7 @@ import contextlib
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypedDict, TypeVar
 
 from airflow_provider_xai_batch.client import protocol, rejections
 from airflow_provider_xai_batch.client.base import AmbiguousOutcomeError, ClientCore, PackedAdd, log, release
@@ -190,11 +190,24 @@ def cancel_batch(core: ClientCore, batch_id: str) -> Plan[Batch]:
     return (yield from get_batch(core, batch_id))
 
 
+class AddRequestsOptions(TypedDict, total=False):
+    """The keywords of ``add_requests``, the same on both clients and the hook.
+
+    ``source`` names the input in errors (default ``"requests"``); ``on_call`` is told the number
+    of requests of each add call once the service accepted it.
+
+    >>> options: AddRequestsOptions = {"source": "s3://prompts/day.jsonl"}
+    """
+
+    source: str
+    on_call: Callable[[int], object] | None
+
+
 def add_requests(
     core: ClientCore,
     batch_id: str,
     requests: Iterable[Any],
-    source: str,
+    source: str = "requests",
     on_call: Callable[[int], object] | None = None,
 ) -> Plan[int]:
     added = 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -17,6 +17,9 @@ from airflow_provider_xai_batch.client.base import ClientCore
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
 from airflow_provider_xai_batch.client.plans import Emit, Pause, Plan, Stepper
 from airflow_provider_xai_batch.client.protocol import ApiCall
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 T = TypeVar("T")
 
@@ -127,9 +130,7 @@ class XAIBatchClient(ClientCore):
         self,
         batch_id: str,
         requests: Iterable[Any],
-        *,
-        source: str = "requests",
-        on_call: Callable[[int], object] | None = None,
+        **options: Unpack[plans.AddRequestsOptions],
     ) -> int:
         """Add requests in any accepted shape; return how many distinct requests were added.
 
@@ -144,7 +145,7 @@ class XAIBatchClient(ClientCore):
         added, none after it are sent. ``on_call`` is told the number of requests of each add call
         once the service accepted it.
         """
-        return self._run(plans.add_requests(self, batch_id, requests, source, on_call))
+        return self._run(plans.add_requests(self, batch_id, requests, **options))
 
     def iter_batch_requests(self, batch_id: str, *, page_size: int = 1000) -> Iterator[BatchRequestMetadata]:
         """Per-request metadata (state, model, endpoint), all pages."""

@@ -100,24 +100,32 @@ class XAIBatchAdapter(BatchAdapter):
         *,
         model: str,
         idempotency_key: str,
-        directive: dict[str, Any],
-        system_prompt: str,
-        max_tokens: int,
-        request_params: dict[str, Any] | None,
+        output_spec: OutputSpec,
+        system_prompt: str = "",
+        max_tokens: int = 1024,
+        request_params: dict[str, Any] | None = None,
+        **ignored: Any,
     ) -> Iterator[dict[str, Any]]:
-        # A generator: the client packs and sends while this builds, never holding every body.
-        for index, request in enumerate(requests):
-            body = translate.chat_body(
-                prompt=request["prompt"],
-                model=self.resolve_request_model(
-                    request.get("model"), default_bare_model=model, request_index=index
-                ),
-                system_prompt=request.get("system_prompt") or system_prompt,
-                max_tokens=request.get("max_tokens") or max_tokens,
-                params={**(request_params or {}), **(request.get("params") or {})},
-                directive=directive,
-            )
-            yield translate.native_request(idempotency_key, index, body)
+        # The one place the shaping keywords of validate_requests() and submit() are declared, with
+        # their defaults; both pass theirs through. Other keywords (completion_window) are OpenAI's.
+        directive = self.build_output_directive(output_spec)  # now: a bad schema fails before sending
+
+        def bodies() -> Iterator[dict[str, Any]]:
+            # A generator: the client packs and sends while this builds, never holding every body.
+            for index, request in enumerate(requests):
+                body = translate.chat_body(
+                    prompt=request["prompt"],
+                    model=self.resolve_request_model(
+                        request.get("model"), default_bare_model=model, request_index=index
+                    ),
+                    system_prompt=request.get("system_prompt") or system_prompt,
+                    max_tokens=request.get("max_tokens") or max_tokens,
+                    params={**(request_params or {}), **(request.get("params") or {})},
+                    directive=directive,
+                )
+                yield translate.native_request(idempotency_key, index, body)
+
+        return bodies()
 
     def validate_requests(
         self,
@@ -126,9 +134,6 @@ class XAIBatchAdapter(BatchAdapter):
         model: str,
         output_spec: OutputSpec,
         idempotency_key: str,
-        system_prompt: str = "",
-        max_tokens: int = 1024,
-        request_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.check_custom_id_length(idempotency_key, len(requests))
@@ -139,13 +144,7 @@ class XAIBatchAdapter(BatchAdapter):
             )
         limit = self._client.limits.largest_request_bytes
         built = self._native_requests(
-            requests,
-            model=model,
-            idempotency_key=idempotency_key,
-            directive=self.build_output_directive(output_spec),
-            system_prompt=system_prompt,
-            max_tokens=max_tokens,
-            request_params=request_params,
+            requests, model=model, idempotency_key=idempotency_key, output_spec=output_spec, **kwargs
         )
         for index, request in enumerate(built):
             size = len(encode_request(request))
@@ -164,9 +163,6 @@ class XAIBatchAdapter(BatchAdapter):
         idempotency_key: str,
         input_fingerprint: str,
         output_spec: OutputSpec,
-        system_prompt: str = "",
-        max_tokens: int = 1024,
-        request_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> SubmitResult:
         """Create the named batch (or re-use the one a crashed try left) and add every request.
@@ -185,13 +181,7 @@ class XAIBatchAdapter(BatchAdapter):
         added = self._client.add_requests(
             batch.batch_id,
             self._native_requests(
-                requests,
-                model=model,
-                idempotency_key=idempotency_key,
-                directive=self.build_output_directive(output_spec),
-                system_prompt=system_prompt,
-                max_tokens=max_tokens,
-                request_params=request_params,
+                requests, model=model, idempotency_key=idempotency_key, output_spec=output_spec, **kwargs
             ),
             source=name,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -155,3 +156,15 @@ def _check(values: Mapping[str, Any]) -> None:
     unknown = set(values["fault_kinds"]) - set(FAULT_KINDS)
     if unknown:
         raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(FAULT_KINDS)}")
+
+
+def connection_json(url: str, api_key: str, extra: Mapping[str, Any] | None = None) -> str:
+    """An ``xai`` Airflow connection to the emulator at ``url`` as JSON, for ``AIRFLOW_CONN_<ID>``.
+
+    >>> connection_json("http://127.0.0.1:8787", "k")
+    '{"conn_type": "xai", "password": "k", "host": "http://127.0.0.1:8787"}'
+    """
+    conn: dict[str, Any] = {"conn_type": "xai", "password": api_key, "host": url}
+    if extra:
+        conn["extra"] = dict(extra)
+    return json.dumps(conn)

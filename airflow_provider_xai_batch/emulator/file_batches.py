@@ -6,14 +6,13 @@ service does, and the batch never holds part of a file.
 
 from __future__ import annotations
 
-import uuid
-
 from airflow_provider_xai_batch.emulator.config import EmulatorConfig
 from airflow_provider_xai_batch.emulator.outcomes import OutcomeDecider
 from airflow_provider_xai_batch.emulator.payloads import (
     URL_KINDS,
     InvalidRequest,
     PreparedRequest,
+    given_or_new_request_id,
     prepare_request,
 )
 from airflow_provider_xai_batch.emulator.records import BatchRecord
@@ -89,12 +88,10 @@ def parse_jsonl(content: bytes, config: EmulatorConfig) -> list[PreparedRequest]
         body = line.get("body")
         if body is None:
             raise InvalidLine(f"line {number}: missing body")
-        custom_id = line.get("custom_id")
-        if custom_id is None or custom_id == "":
-            custom_id = f"batch_request_{uuid.uuid4()}"
-        elif not isinstance(custom_id, str):
+        custom_id = given_or_new_request_id(line.get("custom_id"))
+        if custom_id is None:
             raise InvalidLine(f"line {number}: custom_id must be a string")
-        elif custom_id in seen:
+        if custom_id in seen:
             raise InvalidLine(f"line {number}: duplicate custom_id '{custom_id}'")
         seen.add(custom_id)
         try:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from airflow_provider_xai_batch.emulator.config import EmulatorConfig
 from airflow_provider_xai_batch.emulator.errors import ServiceError, failed_precondition, invalid_argument
-from airflow_provider_xai_batch.emulator.payloads import InvalidRequest, PreparedRequest, prepare_request
+from airflow_provider_xai_batch.emulator.payloads import (
+    InvalidRequest,
+    PreparedRequest,
+    given_or_new_request_id,
+    prepare_request,
+)
 from airflow_provider_xai_batch.emulator.store import RequestStore
 
 
@@ -59,10 +63,8 @@ def new_requests(store: RequestStore, prepared: list[PreparedRequest]) -> list[P
 def _prepare_item(index: int, item: Any, supported: frozenset[str], max_bytes: int) -> PreparedRequest:
     if not isinstance(item, dict):
         raise invalid_argument(f"batch_requests[{index}] must be a JSON object")
-    request_id = item.get("batch_request_id")
-    if request_id is None or request_id == "":
-        request_id = f"batch_request_{uuid.uuid4()}"
-    elif not isinstance(request_id, str):
+    request_id = given_or_new_request_id(item.get("batch_request_id"))
+    if request_id is None:
         raise invalid_argument(f"batch_requests[{index}].batch_request_id must be a string")
     if "batch_request" not in item:
         raise invalid_argument(f"batch_requests[{index}].batch_request is required")

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Collection, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
@@ -125,6 +126,18 @@ def canonical_json(value: Any) -> bytes:
 
 def content_digest(canonical: bytes) -> bytes:
     return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def given_or_new_request_id(value: Any) -> str | None:
+    """The id a request names, a fresh ``batch_request_<uuid>`` when it names none (absent or
+    empty), ``None`` when it names something that is not a string (the caller's error to raise).
+
+    >>> given_or_new_request_id("q1"), given_or_new_request_id(7), given_or_new_request_id("")[:14]
+    ('q1', None, 'batch_request_')
+    """
+    if value is None or value == "":
+        return f"batch_request_{uuid.uuid4()}"
+    return value if isinstance(value, str) else None
 
 
 def prepare_request(

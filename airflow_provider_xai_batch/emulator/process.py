@@ -13,7 +13,6 @@ GIL, and other processes (Airflow's workers and triggerers) reach it like the re
 from __future__ import annotations
 
 import collections
-import json
 import re
 import socket
 import subprocess
@@ -21,10 +20,11 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import httpx
+
+from airflow_provider_xai_batch.emulator.config import connection_json
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
@@ -149,9 +149,7 @@ class EmulatorProcess:
     def __enter__(self) -> EmulatorProcess:
         return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @property
@@ -180,14 +178,7 @@ class EmulatorProcess:
 
     def connection(self, api_key: str | None = None, **extra: Any) -> str:
         """An ``xai`` Airflow connection to this emulator as JSON, for ``AIRFLOW_CONN_...``."""
-        conn: dict[str, Any] = {
-            "conn_type": "xai",
-            "password": self.api_key if api_key is None else api_key,
-            "host": self.url,
-        }
-        if extra:
-            conn["extra"] = extra
-        return json.dumps(conn)
+        return connection_json(self.url, self.api_key if api_key is None else api_key, extra)
 
     def http(self, timeout: float = 60.0) -> httpx.Client:
         """An HTTP client for this emulator, authenticated with its key; close it (``with``)."""

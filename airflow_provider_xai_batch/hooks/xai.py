@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
@@ -27,6 +27,11 @@ from airflow_provider_xai_batch.client import (
     XAIError,
 )
 from airflow_provider_xai_batch.client.protocol import DEFAULT_BASE_URL
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from airflow_provider_xai_batch.client.plans import AddRequestsOptions
 
 API_KEY_ENV = "XAI_API_KEY"
 BASE_URL_ENV = "XAI_BASE_URL"
@@ -218,12 +223,10 @@ class XAIBatchHook(BaseHook):
         self,
         batch_id: str,
         requests: Iterable[Any],
-        *,
-        source: str = "requests",
-        on_call: Callable[[int], object] | None = None,
+        **options: Unpack[AddRequestsOptions],
     ) -> int:
         """Stream requests into a batch; see :meth:`XAIBatchClient.add_requests`."""
-        return self.get_conn().add_requests(batch_id, requests, source=source, on_call=on_call)
+        return self.get_conn().add_requests(batch_id, requests, **options)
 
     @property
     def limits(self) -> ClientLimits:

@@ -16,9 +16,9 @@ from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.links import XAIBatchLink
 from airflow_provider_xai_batch.operators._export import write_batch_sidecar
-from airflow_provider_xai_batch.operators._ingest import send_input, validate_input, validate_task_input
+from airflow_provider_xai_batch.operators._ingest import send_input, validate_task_input
 from airflow_provider_xai_batch.operators._resume import create_or_reattach
-from airflow_provider_xai_batch.sources import require_one_input, xcom_source_label
+from airflow_provider_xai_batch.sources import require_one_input
 from airflow_provider_xai_batch.task_hook import task_hook
 
 __all__ = [
@@ -125,14 +125,7 @@ class XAICreateBatchOperator(BaseOperator):
         with task_hook(self.xai_conn_id) as hook:
             if self.requests is not None or self.source is not None:
                 # Bad input must fail here, while no batch exists yet.
-                validate_input(
-                    hook,
-                    requests=self.requests,
-                    source=self.source,
-                    source_conn_id=self.source_conn_id,
-                    source_label=xcom_source_label(context),
-                    log=self.log,
-                )
+                validate_task_input(hook, self, context)
             batch = create_or_reattach(
                 hook, self.name, context, input_file_id=self.input_file_id or None, log=self.log
             )

@@ -15,9 +15,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_xai_batch.links import LINK_XCOM_KEY, batch_id_from_link
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 # How many link records the list page reads at most: the newest ones, which cover the batches
 # that can still be running (a batch expires after a few weeks).
@@ -105,10 +108,9 @@ def export_of(batch_id: str, values: Iterable[Any]) -> dict[str, Any] | None:
     return None
 
 
-def link_records(batch_ids: set[str] | None = None) -> dict[str, MadeBy]:
-    """Batch id -> the task that made it, from the link records in Airflow's database."""
+def _link_rows(session: Session) -> list[tuple[str, str, str, int, Any, datetime | None]]:
+    """The newest link records as ``(dag, run, task, index, value, time)`` rows (see :data:`MAX_RECORDS`)."""
     from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
     query = (
@@ -124,8 +126,15 @@ def link_records(batch_ids: set[str] | None = None) -> dict[str, MadeBy]:
         .order_by(XComModel.timestamp.desc())
         .limit(MAX_RECORDS)
     )
+    return [tuple(row) for row in session.execute(query)]
+
+
+def link_records(batch_ids: set[str] | None = None) -> dict[str, MadeBy]:
+    """Batch id -> the task that made it, from the link records in Airflow's database."""
+    from airflow.utils.session import create_session
+
     with create_session() as session:
-        rows = [tuple(row) for row in session.execute(query)]
+        rows = _link_rows(session)
     found = first_recorders(rows)
     if batch_ids is not None:
         found = {key: made for key, made in found.items() if key in batch_ids}
@@ -139,24 +148,9 @@ def recorded_export(batch_id: str) -> dict[str, Any] | None:
     from sqlalchemy import select
 
     with create_session() as session:
-        recorders = [
-            tuple(row)
-            for row in session.execute(
-                select(
-                    XComModel.dag_id,
-                    XComModel.run_id,
-                    XComModel.task_id,
-                    XComModel.map_index,
-                    XComModel.value,
-                )
-                .where(XComModel.key == LINK_XCOM_KEY)
-                .order_by(XComModel.timestamp.desc())
-                .limit(MAX_RECORDS)
-            )
-        ]
         tasks = [
             (dag_id, run_id, task_id, map_index)
-            for dag_id, run_id, task_id, map_index, value in recorders
+            for dag_id, run_id, task_id, map_index, value, _ in _link_rows(session)
             if isinstance(link := decoded(value), str) and batch_id_from_link(link) == batch_id
         ]
         values: list[Any] = []

@@ -23,7 +23,7 @@ from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
-from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
+from airflow_provider_xai_batch.results.media import export_media_policy
 from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
 from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
 from airflow_provider_xai_batch.results.progress import ExportProgress
@@ -108,12 +108,8 @@ def export_results(
     """
     logger: LogLike = log if log is not None else _log
     require_output_format(output_format)
-    check_media_mode(media)
-    policy = MediaPolicy.for_connection(
-        client.base_url,
-        extra_hosts=allow_media_hosts,
-        allow_private=media_allow_private_addresses,
-        max_bytes=media_max_bytes,
+    policy = export_media_policy(
+        client.base_url, media, allow_media_hosts, media_allow_private_addresses, media_max_bytes
     )
     folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
     before = client.get_batch(batch_id)

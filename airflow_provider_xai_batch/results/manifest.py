@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_xai_batch.client import Batch
 from airflow_provider_xai_batch.results.rows import RowCounts
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from airflow_provider_xai_batch.results.staging import StagedFile
 
 SUCCEEDED_FILE = "succeeded.jsonl"
@@ -103,28 +105,20 @@ def reconcile(
     return reconciled, last, notes
 
 
+class ExportFacts(TypedDict):
+    """What an export found besides its rows: the keywords :func:`describe_export` requires."""
+
+    partial: bool
+    reconciled: bool
+    expected: dict[str, int]
+    notes: list[str]
+
+
 def build_manifest(
-    batch: Batch,
-    counts: RowCounts,
-    files: Mapping[str, StagedFile],
-    *,
-    partial: bool,
-    reconciled: bool,
-    expected: dict[str, int],
-    notes: list[str],
+    batch: Batch, counts: RowCounts, files: Mapping[str, StagedFile], **facts: Unpack[ExportFacts]
 ) -> dict[str, Any]:
-    """The manifest: the contract's keys first, then what helps a reader trust the export."""
-    return describe_export(
-        batch.batch_id,
-        batch.name,
-        batch.status.value,
-        counts,
-        files,
-        partial=partial,
-        reconciled=reconciled,
-        expected=expected,
-        notes=notes,
-    )
+    """The manifest of an export of ``batch``: :func:`describe_export` with the batch's identity."""
+    return describe_export(batch.batch_id, batch.name, batch.status.value, counts, files, **facts)
 
 
 def describe_export(

@@ -28,7 +28,7 @@ from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
 from airflow_provider_xai_batch.results.export import BatchNotFinishedError
 from airflow_provider_xai_batch.results.manifest import build_manifest
-from airflow_provider_xai_batch.results.media import MediaPolicy, check_media_mode
+from airflow_provider_xai_batch.results.media import export_media_policy
 from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
 from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup, metadata_value
 from airflow_provider_xai_batch.results.result_files import ResultFiles
@@ -110,12 +110,8 @@ def export_rounds(
     are stored as by ``export_results`` (``media`` and the keywords after it).
     """
     logger: LogLike = log if log is not None else _log
-    check_media_mode(media)
-    policy = MediaPolicy.for_connection(
-        client.base_url,
-        extra_hosts=allow_media_hosts,
-        allow_private=media_allow_private_addresses,
-        max_bytes=media_max_bytes,
+    policy = export_media_policy(
+        client.base_url, media, allow_media_hosts, media_allow_private_addresses, media_max_bytes
     )
     if not batch_ids:
         raise ValueError("export_rounds needs at least one batch")

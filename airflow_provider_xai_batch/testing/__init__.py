@@ -18,10 +18,10 @@ what it received::
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from airflow_provider_xai_batch.emulator import EmulatorServer, FaultPlan, LoggedRequest, ManualClock
+from airflow_provider_xai_batch.emulator.config import connection_json
 
 __all__ = ["XAIEmulator"]
 
@@ -66,14 +66,7 @@ class XAIEmulator:
 
     def connection_json(self, *, api_key: str | None = None, **extra: Any) -> str:
         """An ``xai`` connection to this emulator as JSON, for an ``AIRFLOW_CONN_<ID>`` variable."""
-        conn: dict[str, Any] = {
-            "conn_type": "xai",
-            "password": self.api_key if api_key is None else api_key,
-            "host": self.url,
-        }
-        if extra:
-            conn["extra"] = extra
-        return json.dumps(conn)
+        return connection_json(self.url, self.api_key if api_key is None else api_key, extra)
 
     # -- steering ----------------------------------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ from airflow_provider_xai_batch.waiting import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
+    check_error_budget,
 )
 
 # Each poll may retry a blip quickly inside the client; longer trouble is the trigger's to pace.
@@ -77,10 +78,7 @@ class XAIBatchTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
-        if max_transient_errors is not None and max_transient_errors < 0:
-            raise ValueError("max_transient_errors must not be negative")
-        if outage_tolerance is not None and outage_tolerance < 0:
-            raise ValueError("outage_tolerance must not be negative")
+        check_error_budget(max_transient_errors, outage_tolerance)
         self.batch_id = batch_id
         self.xai_conn_id = xai_conn_id
         self.poll_interval = float(poll_interval)

@@ -32,6 +32,7 @@ from airflow_provider_xai_batch.waiting.poller import (
     TRANSIENT_ERRORS,
     BatchPoller,
     PollStep,
+    check_error_budget,
     transient_backoff,
 )
 from airflow_provider_xai_batch.waiting.progress import (
@@ -59,6 +60,7 @@ __all__ = [
     "RateMemory",
     "batch_event",
     "batch_figures",
+    "check_error_budget",
     "cost_so_far_usd",
     "default_deferrable",
     "deferral_timeout",

@@ -113,6 +113,22 @@ class PollStep:
         return self.event is not None
 
 
+def check_error_budget(max_transient_errors: int | None, outage_tolerance: float | None) -> None:
+    """Refuse a negative error budget; ``None`` means no limit for either.
+
+    Checked where a wait is configured (the trigger, when the task defers) and where it runs.
+
+    >>> check_error_budget(3, None)
+    >>> check_error_budget(-1, None)
+    Traceback (most recent call last):
+    ValueError: max_transient_errors must not be negative
+    """
+    if max_transient_errors is not None and max_transient_errors < 0:
+        raise ValueError("max_transient_errors must not be negative")
+    if outage_tolerance is not None and outage_tolerance < 0:
+        raise ValueError("outage_tolerance must not be negative")
+
+
 class BatchPoller:
     """Decides, poll after poll, whether a wait for one batch is over.
 
@@ -157,10 +173,7 @@ class BatchPoller:
     ) -> None:
         if poll_interval < 0:
             raise ValueError("poll_interval must not be negative")
-        if max_transient_errors is not None and max_transient_errors < 0:
-            raise ValueError("max_transient_errors must not be negative")
-        if outage_tolerance is not None and outage_tolerance < 0:
-            raise ValueError("outage_tolerance must not be negative")
+        check_error_budget(max_transient_errors, outage_tolerance)
         self.batch_id = batch_id
         self.poll_interval = float(poll_interval)
         self.end_time = end_time

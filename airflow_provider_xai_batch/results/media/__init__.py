@@ -59,6 +59,23 @@ def media_settings_from_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def export_media_policy(
+    base_url: str, media: str, hosts: Iterable[str], allow_private: bool, max_bytes: int | None
+) -> MediaPolicy:
+    """The media policy of one export, after checking its ``media`` mode (an unknown one fails first).
+
+    Both exports (``export_results``, ``export_rounds``) take the same media keywords; this is
+    where they become a policy.
+
+    >>> export_media_policy("https://api.x.ai/v1", "download", ["cdn.example.com"], False, None).max_bytes > 0
+    True
+    """
+    check_media_mode(media)
+    return MediaPolicy.for_connection(
+        base_url, extra_hosts=hosts, allow_private=allow_private, max_bytes=max_bytes
+    )
+
+
 def media_export_kwargs(
     hook: Any,
     conn_id: str,
@@ -88,6 +105,7 @@ __all__ = [
     "MediaExportError",
     "MediaPolicy",
     "check_media_mode",
+    "export_media_policy",
     "media_export_kwargs",
     "media_settings_from_extra",
 ]
