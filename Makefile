@@ -2,48 +2,78 @@
 PYTHON ?= python3
 TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
-VENV := .venv
-VENV_OLD := .venv-airflow-3.0
 UV_VERSION := 0.13.8
 export UV_LINK_MODE := copy
+# One virtualenv per Airflow leg, each pinned by constraints/airflow-LEG.txt (see constraints/compile.sh).
+# The newest released line runs everything; the oldest supported one and the next (a pre-release until
+# it is published: its pin is the one line of constraints/airflow-3.4.in) run the in-process suite.
+VENV := .venv
+VENV_OLD := .venv-airflow-3.0
+VENV_NEXT := .venv-airflow-3.4
+# The in-process tests run on this many pytest-xdist workers ("auto": one per core, "0": none); the
+# tests that start real Airflow processes, the browser or Celery, and the slow scenarios, run once,
+# serially, after them, so they never compete with each other for the machine.
+XDIST ?= auto
+PYTEST := -m pytest -q -p no:cacheprovider
+IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes and not slow"
+REAL_PROCESSES := -m "airflow_processes or slow"
 
-.PHONY: install install-oldest chromium test test-newest test-oldest lint demo bench emulator clean constraints
+.PHONY: install install-oldest install-next chromium test test-newest test-oldest test-next lint demo bench emulator clean constraints scale
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
 
+# $(call leg-venv,DIR,LEG): DIR holds the package with the extras named on the `# extras:` line of
+# constraints/airflow-LEG.in (the line constraints/compile.sh pins), at LEG's pinned versions.
+define leg-venv
+	$(UV) venv -q --allow-existing --python $(PYTHON) $(1)
+	$(UV) pip install -q --python $(1)/bin/python -c constraints/airflow-$(2).txt \
+		-e '.[$(shell sed -n 's/^# extras: *//p' constraints/airflow-$(2).in)]'
+	touch $(1)/.installed
+endef
+
 $(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
-	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install -q --python $(VENV)/bin/python -c constraints/airflow-3.3.txt -e '.[test,distributed,common-ai,openlineage,parquet]'
-	touch $@
+	$(call leg-venv,$(VENV),3.3)
 
 $(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
-	$(UV) venv -q --allow-existing --python $(PYTHON) $(VENV_OLD)
-	$(UV) pip install -q --python $(VENV_OLD)/bin/python -c constraints/airflow-3.0.txt -e '.[test,openlineage,parquet]'
-	touch $@
+	$(call leg-venv,$(VENV_OLD),3.0)
+
+$(VENV_NEXT)/.installed: $(UV) pyproject.toml constraints/airflow-3.4.txt
+	$(call leg-venv,$(VENV_NEXT),3.4)
 
 install: $(VENV)/.installed
 install-oldest: $(VENV_OLD)/.installed
+install-next: $(VENV_NEXT)/.installed
+
+# Re-pin every leg after a change to pyproject.toml's dependencies or a constraints/*.in file.
+constraints: $(UV)
+	constraints/compile.sh
 
 # The browser test drives Debian's chromium (headless); installed only when it is missing.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: install
+	constraints/compile.sh --check
 	$(VENV)/bin/ruff check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/ruff format --check airflow_provider_xai_batch tests benchmarks example_dags demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --config-file tests/mypy.ini
 
 test-newest: install
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/python $(PYTEST) $(IN_PROCESS)
+	$(VENV)/bin/python $(PYTEST) $(REAL_PROCESSES)
 
 # The oldest Airflow the package claims to support runs the suite too, so the claim stays true.
 test-oldest: install-oldest
-	$(VENV_OLD)/bin/python -m pytest -q -p no:cacheprovider -m "not airflow_processes and not slow"
+	$(VENV_OLD)/bin/python $(PYTEST) $(IN_PROCESS)
 
-test: chromium lint test-newest test-oldest
+# The next Airflow, so its changes are found before users find them.
+test-next: install-next
+	$(VENV_NEXT)/bin/python $(PYTEST) $(IN_PROCESS)
+
+test: chromium lint test-newest test-oldest test-next
 
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
@@ -55,7 +85,7 @@ emulator: install
 	$(VENV)/bin/xai-batch-emulator --api-key local-key
 
 clean:
-	rm -rf $(TOOLS) $(VENV) $(VENV_OLD) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(TOOLS) $(VENV) $(VENV_OLD) $(VENV_NEXT) demo-output .pytest_cache .mypy_cache .ruff_cache
 
 # The Celery scenario at volume: 200,000 requests in 16 shards (4 on S3); `make test` runs it at 20,000.
 scale: install

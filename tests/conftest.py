@@ -2,11 +2,19 @@
 
 Airflow reads its configuration at import, so the environment is set here, before any test module
 imports Airflow.
+
+Safe under pytest-xdist (``make test`` runs the in-process tests on several workers): each worker
+process imports this file, so each gets an Airflow home and metadata database of its own; emulators
+and the local S3 listen on ports the system picks; the distributed tests create uniquely named
+PostgreSQL databases and claim Redis indexes atomically; environment changes go through
+``monkeypatch``, so they stay inside the worker and the test that made them.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +26,7 @@ from typing import Any
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="xai-batch-airflow-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")

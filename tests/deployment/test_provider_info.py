@@ -30,6 +30,15 @@ def test_the_form_follows_airflows_strict_provider_schema() -> None:
     jsonschema.validate([xai_connection_type()], schema)
 
 
+def test_the_provider_info_follows_the_schema_airflow_loads_it_with() -> None:
+    # Airflow validates every provider's info against this schema when it discovers providers;
+    # 3.4 tightened it (connection types, decorators, plugins, queues), so each leg checks its own.
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_file = importlib.resources.files("airflow") / "provider_info.schema.json"
+    schema = json.loads(schema_file.read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
 def test_the_hook_and_the_provider_info_describe_the_same_form() -> None:
     declared = xai_connection_type()["ui-field-behaviour"]
     from_hook = XAIBatchHook.get_ui_field_behaviour()

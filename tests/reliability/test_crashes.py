@@ -68,6 +68,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+# A worker process of its own, killed and started again: it runs once, in the serial real-process
+# part of the suite, where no parallel test competes with the process it waits for.
+@pytest.mark.airflow_processes
 @pytest.mark.timeout(180)
 def test_add_task_killed_with_sigkill_then_retried_holds_exactly_the_input(tmp_path: Path) -> None:
     inputs = tmp_path / "input"
