@@ -11,6 +11,7 @@ from typing import Any
 from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
+from airflow_provider_xai_batch.exceptions import XAIBatchTaskError
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.lineage import XAIBatchLineageMixin
 from airflow_provider_xai_batch.links import XAIBatchLink
@@ -30,6 +31,7 @@ from airflow_provider_xai_batch.sources import require_one_input, resolve_input,
 from airflow_provider_xai_batch.task_hook import task_hook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import (
+    DEFAULT_OUTAGE_TOLERANCE,
     DEFAULT_PROGRESS_INTERVAL,
     BatchPoller,
     default_deferrable,
@@ -111,6 +113,10 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         An input item's top-level ``"metadata"`` comes back on its result row in either format.
     :param progress_interval: Log progress (done/total, percent, rate, time left) while waiting,
         whenever the counts change, at most once per this many seconds.
+    :param outage_tolerance: Seconds the service may stay unreachable (429, 5xx, network) during
+        the wait before the task fails, saying the batch may still be running at xAI and that
+        clearing the task resumes the wait (default 900 s), whether the wait runs in the worker or
+        deferred in the triggerer. ``None``: the wait rides out any outage until ``timeout``.
     :param xai_conn_id: The ``xai`` connection.
     :param media: With ``output_path``: ``"download"`` (default) stores images and videos under
         ``<output_path>/media/``; ``"urls"`` keeps xAI's expiring URLs (see ``docs/results.md``).
@@ -162,6 +168,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         resubmit_if: ErrorPolicy | None = None,
         xai_conn_id: str = XAIBatchHook.default_conn_name,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        outage_tolerance: float | None = DEFAULT_OUTAGE_TOLERANCE,
         media: str = "download",
         allow_media_hosts: Sequence[str] | None = None,
         allow_media_failures: bool = False,
@@ -185,6 +192,8 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             raise ValueError(f"{type(self).__name__}: output_path needs wait_for_completion=True")
         if poll_interval <= 0:
             raise ValueError(f"{type(self).__name__}: poll_interval must be positive")
+        if outage_tolerance is not None and outage_tolerance < 0:
+            raise ValueError(f"{type(self).__name__}: outage_tolerance must not be negative")
         self.name = name
         self.requests = requests
         self.source = source
@@ -198,6 +207,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.xai_conn_id = xai_conn_id
         self.progress_interval = float(progress_interval)
+        self.outage_tolerance = None if outage_tolerance is None else float(outage_tolerance)
         self.batch_id: str | None = None
         # Images and videos of the results (see XAIBatchResultsOperator).
         self.media = check_media_mode(media)
@@ -263,6 +273,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
             poll_interval=self.poll_interval,
             end_time=end_time,
             progress_interval=self.progress_interval,
+            outage_tolerance=self.outage_tolerance,
         )
         while True:
             try:
@@ -271,9 +282,13 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 answer = exc
             step = poller.step(answer, now=wall_clock(), log=self.log)
             if step.event is not None:
-                if step.error is not None:
-                    raise step.error
-                return event_outcome(step.event, batch_id)
+                # The same task error, with the same message, as the deferred wait's event ends in
+                # (an outage says the batch may still run and clearing the task resumes the wait);
+                # the poll's own error stays attached as the cause.
+                try:
+                    return event_outcome(step.event, batch_id)
+                except XAIBatchTaskError as failure:
+                    raise failure from step.error
             if step.renew:
                 hook.close()  # the next call reads the connection again
                 continue
@@ -291,6 +306,7 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
                 progress_interval=self.progress_interval,
+                outage_tolerance=self.outage_tolerance,
             ),
             method_name="execute_complete",
             kwargs={ROUNDS_KWARG: list(rounds), END_TIME_KWARG: end_time},

@@ -1,20 +1,34 @@
 """An outage during a wait: tolerated for ``outage_tolerance`` seconds, then a message that says what to do.
 
 The decision is tested on the poller with a clock the test moves (nothing sleeps); one trigger
-run end to end polls a closed port with a tolerance of a fraction of a second.
+run end to end polls a closed port with a tolerance of a fraction of a second; and
+``XAIBatchOperator`` runs whole DAGs (``dag.test()``) whose service stops right after the input is
+in, waiting in the worker (on a clock the test moves) and deferred (a fraction of a second).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
+from support.batch_requests import chat_rows
+from support.dags import task_states, task_tries
 
 from airflow_provider_xai_batch.client import Batch, BatchState, XAIConnectionError, XAIServerError
+from airflow_provider_xai_batch.operators import one_task
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 from airflow_provider_xai_batch.waiting import DEFAULT_OUTAGE_TOLERANCE, BatchPoller, transient_backoff
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 def exact(delay: float) -> float:
@@ -122,3 +136,119 @@ def test_a_trigger_polling_a_stopped_service_ends_with_the_resume_message(
     assert (event["status"], event["batch_id"], event["error_kind"]) == ("error", "batch_outage", "transient")
     assert "(outage tolerance 0.2s)" in event["message"]
     assert "may still be running at xAI: clear this task to resume the wait" in event["message"]
+
+
+# The task records how it failed (class and message): the message is what a user reads in the log.
+OPERATOR_DAG = """
+import json, pathlib
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
+
+
+def record(error):
+    pathlib.Path({error_file!r}).write_text(json.dumps([type(error).__name__, str(error)]))
+
+
+class Recording(XAIBatchOperator):
+    def execute(self, context):
+        try:
+            return super().execute(context)
+        except Exception as error:
+            if type(error).__name__ != "TaskDeferred":
+                record(error)
+            raise
+
+    def execute_complete(self, context, **kwargs):
+        try:
+            return super().execute_complete(context, **kwargs)
+        except Exception as error:
+            record(error)
+            raise
+
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    Recording(task_id="run", name="outage", requests={requests!r}, deferrable={deferrable!r},
+              poll_interval={poll_interval!r}, outage_tolerance={tolerance!r}, timeout=3600, retries=0)
+"""
+
+
+def stop_the_service_once_the_input_is_in(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch exists and holds its requests; then the service goes away for the rest of the test."""
+    send_input = one_task.send_input
+
+    def send_then_stop(*args: Any, **kwargs: Any) -> Any:
+        report = send_input(*args, **kwargs)
+        emulator.stop()  # its port is closed now: every poll is refused
+        return report
+
+    monkeypatch.setattr(one_task, "send_input", send_then_stop)
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])
+def test_the_operator_rides_out_an_outage_for_its_tolerance_then_says_clear_to_resume(
+    run_dag: Callable[..., Any],
+    xai_conn: Callable[..., str],
+    emulator: Any,
+    manual_clock: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    deferrable: bool,
+) -> None:
+    # No retries inside the client: each poll is one refused connection.
+    xai_conn(connect_retries=0, max_retries=0)
+    stop_the_service_once_the_input_is_in(emulator, monkeypatch)
+    # The worker's wait moves this clock instead of sleeping, so it can tolerate a whole minute;
+    # the deferred wait runs on the real clock in the trigger, so it tolerates half a second.
+    monkeypatch.setattr(one_task, "wall_clock", manual_clock.now)
+    monkeypatch.setattr(one_task, "pause", manual_clock.advance)
+    tolerance = 0.5 if deferrable else 60.0
+    started = manual_clock.now()
+    error_file = tmp_path / "error.json"
+    dag_id = f"outage_{'deferred' if deferrable else 'worker'}"
+    source = OPERATOR_DAG.format(
+        dag_id=dag_id,
+        requests=chat_rows(3),
+        deferrable=deferrable,
+        poll_interval=0.05 if deferrable else 5.0,
+        tolerance=tolerance,
+        error_file=str(error_file),
+    )
+
+    run = run_dag(source, dag_id)
+
+    assert run.state == "failed", task_states(run)
+    assert task_tries(run)["run"] == 1
+    kind, message = json.loads(error_file.read_text())
+    # Both ways of waiting end in the same retryable task error with the same message.
+    assert kind == "XAIBatchTransientError"
+    assert f"(outage tolerance {tolerance:g}s)" in message
+    assert "may still be running at xAI: clear this task to resume the wait" in message
+    if not deferrable:
+        assert "failed for 60s" in message
+        # The wait went on until the tolerance ran out, on the test's clock, and not past it.
+        assert manual_clock.now() - started == pytest.approx(60.0)
+    assert emulator.service.counts()["batches"] == 1  # the batch is still there to resume
+
+
+def context() -> Context:
+    # A stub task instance: what the operator reads of it, nothing more.
+    ti = SimpleNamespace(dag_id="d", task_id="run", run_id="r1", map_index=-1, try_number=1)
+    return cast("Context", {"ti": ti})
+
+
+def test_the_operator_hands_its_tolerance_to_the_trigger_and_refuses_a_negative_one(
+    emulator: Any, xai_connection: str
+) -> None:
+    emulator.config.update({"processing_rate": 0.1})
+    operator = XAIBatchOperator(
+        task_id="run", name="n", requests=chat_rows(2), deferrable=True, outage_tolerance=1800
+    )
+    assert XAIBatchOperator(task_id="d", name="n", requests=[]).outage_tolerance == DEFAULT_OUTAGE_TOLERANCE
+    with pytest.raises(ValueError, match="outage_tolerance"):
+        XAIBatchOperator(task_id="neg", name="n", requests=[], outage_tolerance=-1)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context())
+
+    assert deferred.value.trigger.serialize()[1]["outage_tolerance"] == 1800.0
