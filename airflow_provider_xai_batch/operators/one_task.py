@@ -341,36 +341,23 @@ class XAIBatchOperator(XAIBatchLineageMixin, BaseOperator):
                 first = hook.get_batch(rounds[0]).to_xcom()
                 first[ROUNDS_KWARG] = rounds
                 return first
-            with task_input_metadata(self, context) as metadata:
-                return export_rounds(
-                    hook.get_conn(),
-                    rounds,
-                    self.output_path,
-                    output_conn_id=self.output_conn_id,
-                    log=self.log,
-                    output_format=self.output_format,
-                    metadata=metadata,
-                    allow_media_failures=self.allow_media_failures,
-                    **media_export_kwargs(
-                        hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
-                    ),
-                )
-        if self.output_path is None:
+        elif self.output_path is None:
             return batch
+        assert self.output_path is not None
         with task_input_metadata(self, context) as metadata:
-            return export_results(
-                hook.get_conn(),
-                str(batch["batch_id"]),
-                self.output_path,
-                output_conn_id=self.output_conn_id,
-                log=self.log,
-                output_format=self.output_format,
-                metadata=metadata,
-                allow_media_failures=self.allow_media_failures,
+            options: dict[str, Any] = {
+                "output_conn_id": self.output_conn_id,
+                "log": self.log,
+                "output_format": self.output_format,
+                "metadata": metadata,
+                "allow_media_failures": self.allow_media_failures,
                 **media_export_kwargs(
                     hook, self.xai_conn_id, media=self.media, allow_media_hosts=self.allow_media_hosts
                 ),
-            )
+            }
+            if self.resubmit.rounds:  # every round, merged into one set of files
+                return export_rounds(hook.get_conn(), rounds, self.output_path, **options)
+            return export_results(hook.get_conn(), str(batch["batch_id"]), self.output_path, **options)
 
     def _run_rounds(
         self, hook: XAIBatchHook, context: Context, rounds: list[str], end_time: float | None

@@ -9,7 +9,7 @@ operator against the emulator and hand the deferral to the task runner's own ste
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import structlog
@@ -21,6 +21,9 @@ from airflow_provider_xai_batch.operators.one_task import XAIBatchOperator
 from airflow_provider_xai_batch.sensors.batch import XAIBatchSensor
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
 task_runner = pytest.importorskip("airflow.sdk.execution_time.task_runner")
 comms = pytest.importorskip("airflow.sdk.execution_time.comms")
 if "queue" not in comms.DeferTask.model_fields:
@@ -29,8 +32,12 @@ if "queue" not in comms.DeferTask.model_fields:
 QUEUE = "xai-waits"
 
 
-def context() -> dict[str, Any]:
-    return {"ti": SimpleNamespace(dag_id="d", task_id="wait", run_id="r1", map_index=-1, try_number=1)}
+def context() -> Context:
+    # A stub task instance: only the fields these tasks read before they defer.
+    return cast(
+        "Context",
+        {"ti": SimpleNamespace(dag_id="d", task_id="wait", run_id="r1", map_index=-1, try_number=1)},
+    )
 
 
 def recorded_queue(deferred: TaskDeferred, task: Any) -> str | None:
