@@ -335,7 +335,9 @@ class ParquetSink:
             pa.array([usage.completion_tokens for usage in usages], int64),
             pa.array(
                 [
-                    usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else None
+                    usage.completion_tokens_details.reasoning_tokens
+                    if usage.completion_tokens_details
+                    else None
                     for usage in usages
                 ],
                 int64,
@@ -347,7 +349,7 @@ class ParquetSink:
             # no Python string per row, and Arrow takes the buffer as it stands.
             # Without any metadata in the input, every value is the default null: one comparison.
             pa.nulls(count, string) if b"".join(metadata) == _NULL * count else _json_text(pa, metadata),
-            _json_text(pa, [row.response for row in rows]),
+            _json_text(pa, [row.response for row in rows], null_is_none=False),
             pa.array(attempts, int64),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
@@ -397,18 +399,23 @@ class ParquetSink:
         self.staged.close()
 
 
-def _json_text(pa: Any, raws: list[msgspec.Raw]) -> Any:
-    """A string column of JSON texts (``null`` for a JSON null), built from one joined buffer.
+def _json_text(pa: Any, raws: list[msgspec.Raw], *, null_is_none: bool = True) -> Any:
+    """A string column of JSON texts, built from one joined buffer; a JSON ``null`` is a null value
+    unless ``null_is_none`` is false (the raw response column keeps the text ``"null"``).
 
     >>> import pyarrow
     >>> _json_text(pyarrow, [msgspec.Raw(b'{"a":1}'), msgspec.Raw(b"null")]).to_pylist()
     ['{"a":1}', None]
+    >>> _json_text(pyarrow, [msgspec.Raw(b"null")], null_is_none=False).to_pylist()
+    ['null']
     """
     lengths = [len(raw) for raw in raws]
-    nulls = [length == 4 and bytes(raw) == _NULL for raw, length in zip(raws, lengths)]
+    nulls = [False] * len(raws)
+    if null_is_none:
+        nulls = [length == 4 and bytes(raw) == _NULL for raw, length in zip(raws, lengths, strict=True)]
     if any(nulls):
-        raws = [_EMPTY if null else raw for raw, null in zip(raws, nulls)]
-        lengths = [0 if null else length for length, null in zip(lengths, nulls)]
+        raws = [_EMPTY if null else raw for raw, null in zip(raws, nulls, strict=True)]
+        lengths = [0 if null else length for length, null in zip(lengths, nulls, strict=True)]
     offsets = array.array("q", [0])
     offsets.extend(itertools.accumulate(lengths))
     validity = pa.array([not null for null in nulls], pa.bool_()).buffers()[1] if any(nulls) else None
