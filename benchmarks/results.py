@@ -90,6 +90,9 @@ def _ours(url: str, batch_id: str, folder: str, queue: Any, output_format: str =
     # Imports stay outside the timing on both sides; the first ObjectStoragePath of a process
     # imports its filesystem modules.
     resolve_output_folder("file://" + folder)
+    if output_format == "parquet":
+        # pyarrow's import (a few tenths of a second) is a worker's once per process, not per row.
+        import pyarrow.parquet  # noqa: F401
     quiet = logging.getLogger("benchmarks.results.export")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())

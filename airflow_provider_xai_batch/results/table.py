@@ -13,7 +13,9 @@ the batch is. pyarrow is optional: the ``[parquet]`` extra installs it.
 
 from __future__ import annotations
 
+import array
 import importlib
+import itertools
 from typing import Any
 
 import msgspec
@@ -183,6 +185,8 @@ class _StrictResponse(msgspec.Struct, gc=False):
 
 class _StrictLine(msgspec.Struct, gc=False):
     response: _StrictResponse
+    kind: str | None = None
+    attempts: int | None = None
     media: None = None
 
 
@@ -275,7 +279,9 @@ class ParquetSink:
         self._columns = SUCCEEDED_COLUMNS if self._succeeded else FAILED_COLUMNS
         self._schema = _schema(pa, self._succeeded)
         self._row_group_rows = row_group_rows
-        self._buffer: dict[str, list[Any]] = {name: [] for name in self._columns}
+        # Each page becomes an Arrow record batch at once: a row group's worth of Python objects
+        # would cost memory and garbage-collector passes over them; Arrow's buffers cost neither.
+        self._batches: list[Any] = []
         self._rows = 0
         # Dictionary encoding only where values repeat: ids, texts and raw responses are nearly all
         # distinct, and trying a dictionary for them costs time for nothing.
@@ -296,44 +302,60 @@ class ParquetSink:
             try:
                 strict = _STRICT_LINES.decode(page)
             except msgspec.ValidationError:
-                self._add_succeeded(rows)
+                batch = self._succeeded_batch(rows)
             else:
-                self._add_usual(rows, strict)
+                batch = self._usual_batch(rows, strict)
         else:
-            self._add_failed(_FAILED_LINES.decode(_as_list(lines)))
+            batch = self._failed_batch(_FAILED_LINES.decode(_as_list(lines)))
+        self._batches.append(batch)
+        self._rows += batch.num_rows
         if self._rows >= self._row_group_rows:
             self._flush()
 
-    def _add_usual(self, rows: list[_SucceededLine], strict: list[_StrictLine]) -> None:
+    def _usual_batch(self, rows: list[_SucceededLine], strict: list[_StrictLine]) -> Any:
         """A page of the usual chat shapes: columns built a whole column at a time."""
-        columns = self._buffer
+        pa = self._pa
+        string, int64 = pa.string(), pa.int64()
+        count = len(rows)
         responses = [line.response for line in strict]
         firsts = [response.choices[0] if response.choices else None for response in responses]
         usages = [response.usage or _NO_USAGE for response in responses]
-        columns["batch_request_id"].extend([row.batch_request_id for row in rows])
-        columns["kind"].extend([_str(row.kind) for row in rows])
-        columns["model"].extend([response.model for response in responses])
-        columns["text"].extend(
-            [first.message.content if first is not None and first.message else None for first in firsts]
-        )
-        columns["finish_reason"].extend([first.finish_reason if first else None for first in firsts])
-        columns["prompt_tokens"].extend([usage.prompt_tokens for usage in usages])
-        columns["completion_tokens"].extend([usage.completion_tokens for usage in usages])
-        columns["reasoning_tokens"].extend(
-            [
-                usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else None
-                for usage in usages
-            ]
-        )
-        columns["cost_usd_ticks"].extend([usage.cost_in_usd_ticks for usage in usages])
-        columns["media_uris"].extend([[] for _ in rows])
-        columns["metadata"].extend([_json_bytes(row.metadata) for row in rows])
-        columns["response"].extend([bytes(row.response) for row in rows])
-        columns["attempts"].extend([_int(row.attempts) for row in rows])
-        self._rows += len(rows)
+        metadata = [row.metadata for row in rows]
+        attempts = [line.attempts for line in strict]
+        arrays = [
+            pa.array([row.batch_request_id for row in rows], string),
+            pa.array([line.kind for line in strict], string),
+            pa.array([response.model for response in responses], string),
+            pa.array(
+                [first.message.content if first is not None and first.message else None for first in firsts],
+                string,
+            ),
+            pa.array([first.finish_reason if first else None for first in firsts], string),
+            pa.array([usage.prompt_tokens for usage in usages], int64),
+            pa.array([usage.completion_tokens for usage in usages], int64),
+            pa.array(
+                [
+                    usage.completion_tokens_details.reasoning_tokens
+                    if usage.completion_tokens_details
+                    else None
+                    for usage in usages
+                ],
+                int64,
+            ),
+            pa.array([usage.cost_in_usd_ticks for usage in usages], int64),
+            # No media on this path: every list is empty, which is all-zero offsets into no values.
+            pa.ListArray.from_arrays(pa.array([0] * (count + 1), pa.int32()), pa.array([], string)),
+            # Metadata and responses are copied as the JSON text they are, joined into one buffer:
+            # no Python string per row, and Arrow takes the buffer as it stands.
+            # Without any metadata in the input, every value is the default null: one comparison.
+            pa.nulls(count, string) if b"".join(metadata) == _NULL * count else _json_text(pa, metadata),
+            _json_text(pa, [row.response for row in rows], null_is_none=False),
+            pa.array(attempts, int64),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
 
-    def _add_succeeded(self, rows: list[_SucceededLine]) -> None:
-        columns = self._buffer
+    def _succeeded_batch(self, rows: list[_SucceededLine]) -> Any:
+        columns: dict[str, list[Any]] = {name: [] for name in self._columns}
         for row in rows:
             raw = bytes(row.response)
             dug = response_columns(raw)
@@ -349,24 +371,24 @@ class ParquetSink:
             columns["metadata"].append(_json_bytes(row.metadata))
             columns["response"].append(raw)
             columns["attempts"].append(_int(row.attempts))
-        self._rows += len(rows)
+        return self._pa.RecordBatch.from_pydict(columns, schema=self._schema)
 
-    def _add_failed(self, rows: list[_FailedLine]) -> None:
-        columns = self._buffer
+    def _failed_batch(self, rows: list[_FailedLine]) -> Any:
+        columns: dict[str, list[Any]] = {name: [] for name in self._columns}
         for row in rows:
             columns["batch_request_id"].append(row.batch_request_id)
             columns["kind"].append(_str(row.kind))
             columns["error"].append(row.error if isinstance(row.error, str) else str(row.error))
             columns["metadata"].append(_json_bytes(row.metadata))
             columns["attempts"].append(_int(row.attempts))
-        self._rows += len(rows)
+        return self._pa.RecordBatch.from_pydict(columns, schema=self._schema)
 
     def _flush(self) -> None:
         if not self._rows:
             return
-        table = self._pa.Table.from_pydict(self._buffer, schema=self._schema)
+        table = self._pa.Table.from_batches(self._batches, schema=self._schema)
         self._writer.write_table(table, row_group_size=self._rows)
-        self._buffer = {name: [] for name in self._columns}
+        self._batches = []
         self._rows = 0
 
     def close(self) -> None:
@@ -375,6 +397,35 @@ class ParquetSink:
             self._writer.close()
             self._writer = None
         self.staged.close()
+
+
+def _json_text(pa: Any, raws: list[msgspec.Raw], *, null_is_none: bool = True) -> Any:
+    """A string column of JSON texts, built from one joined buffer; a JSON ``null`` is a null value
+    unless ``null_is_none`` is false (the raw response column keeps the text ``"null"``).
+
+    >>> import pyarrow
+    >>> _json_text(pyarrow, [msgspec.Raw(b'{"a":1}'), msgspec.Raw(b"null")]).to_pylist()
+    ['{"a":1}', None]
+    >>> _json_text(pyarrow, [msgspec.Raw(b"null")], null_is_none=False).to_pylist()
+    ['null']
+    """
+    lengths = [len(raw) for raw in raws]
+    nulls = [False] * len(raws)
+    if null_is_none:
+        nulls = [length == 4 and bytes(raw) == _NULL for raw, length in zip(raws, lengths, strict=True)]
+    if any(nulls):
+        raws = [_EMPTY if null else raw for raw, null in zip(raws, nulls, strict=True)]
+        lengths = [0 if null else length for length, null in zip(lengths, nulls, strict=True)]
+    offsets = array.array("q", [0])
+    offsets.extend(itertools.accumulate(lengths))
+    validity = pa.array([not null for null in nulls], pa.bool_()).buffers()[1] if any(nulls) else None
+    data = b"".join(raws)
+    return pa.Array.from_buffers(
+        pa.large_string(), len(raws), [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    ).cast(pa.string())
+
+
+_EMPTY = msgspec.Raw(b"")
 
 
 def _schema(pa: Any, succeeded: bool) -> Any:
