@@ -16,7 +16,7 @@ VENV_NEXT := .venv-airflow-3.4
 XDIST ?= auto
 PYTEST := -m pytest -q -p no:cacheprovider
 IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes and not slow"
-REAL_PROCESSES := -m "airflow_processes or slow"
+REAL_PROCESSES := -m "airflow_processes or slow" --durations=15
 
 .PHONY: install install-oldest install-next chromium test test-newest test-oldest test-next lint demo bench emulator clean constraints scale
 
