@@ -28,7 +28,7 @@ from airflow_provider_xai_batch.results.media.step import MediaStep, finish_medi
 from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
 from airflow_provider_xai_batch.results.progress import ExportProgress
 from airflow_provider_xai_batch.results.result_files import ResultFiles
-from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
+from airflow_provider_xai_batch.results.rows import RowCounts, decode_page
 from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
 from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL
@@ -130,13 +130,15 @@ def export_results(
     ):
         counts = RowCounts()
         download = media == "download"
+        reader = files.payload_reader
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
-                succeeded_lines, failed_lines = encode_page_body(body, counts, lookup)
-                if download:
-                    succeeded_lines = step.process(succeeded_lines)
-                files.write(succeeded_lines, failed_lines)
+                page = decode_page(body, counts, lookup, reader)
+                if download and step.wanted(page.kinds):
+                    files.write(step.process(page.succeeded_lines()), page.failed_lines())
+                else:
+                    files.write_page(page)
                 progress.update(counts.total)
         # The previous export's rows (read for re-use) are released before the new ones replace them.
         step.close()

@@ -20,7 +20,9 @@ from typing import Any, Protocol
 
 from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import MANIFEST_FILE, OUTPUT_FORMATS, data_file_names
+from airflow_provider_xai_batch.results.rows import PayloadReader, ResultPage
 from airflow_provider_xai_batch.results.staging import OutputFolder, StagedFile
+from airflow_provider_xai_batch.results.table import ParquetSink, read_usual_responses
 
 OTHER_FORMAT_FILES = {
     output_format: [
@@ -39,8 +41,9 @@ class _Sink(Protocol):
 class ResultFiles:
     """The staged data files of one export, published with their manifest last.
 
-    Rows come in as JSONL lines (a page at a time); ``output_format="parquet"`` turns them into
-    table rows (:mod:`.table`) instead of writing them as they are.
+    Rows come in a page at a time, as JSONL lines or as the page :func:`~.rows.decode_page`
+    decoded; ``output_format="parquet"`` turns them into table rows (:mod:`.table`) instead of
+    writing them as JSONL.
     """
 
     def __init__(self, folder: OutputFolder, log: LogLike, *, output_format: str = "jsonl") -> None:
@@ -51,15 +54,15 @@ class ResultFiles:
         folder.remove_stale_staging(log)
         self._token = uuid.uuid4().hex[:12]
         self._staged: list[StagedFile] = []
+        self._tables: tuple[ParquetSink, ParquetSink] | None = None
 
     def __enter__(self) -> ResultFiles:
         try:
             self.succeeded = self._stage(self.succeeded_name)
             self.failed = self._stage(self.failed_name)
-            self._sinks: tuple[_Sink, _Sink] = (
-                self._sink(self.succeeded, "succeeded"),
-                self._sink(self.failed, "failed"),
-            )
+            if self.output_format == "parquet":
+                self._tables = (ParquetSink(self.succeeded, "succeeded"), ParquetSink(self.failed, "failed"))
+            self._sinks: tuple[_Sink, _Sink] = self._tables or (self.succeeded, self.failed)
         except BaseException:
             self._discard()
             raise
@@ -79,22 +82,28 @@ class ResultFiles:
         """The data files by manifest key, as ``build_manifest`` takes them."""
         return {"succeeded": self.succeeded, "failed": self.failed}
 
+    @property
+    def payload_reader(self) -> PayloadReader | None:
+        """How :func:`~.rows.decode_page` should read the payloads for these files (JSONL: for costs only)."""
+        return None if self._tables is None else read_usual_responses
+
     def write(self, succeeded_lines: bytes, failed_lines: bytes) -> None:
         """Add a page's succeeded and failed JSONL lines to the data files."""
         self._sinks[0].write(succeeded_lines)
         self._sinks[1].write(failed_lines)
 
+    def write_page(self, page: ResultPage) -> None:
+        """Add a decoded page: its lines encoded as JSONL, or straight into the tables."""
+        if self._tables is None:
+            self.write(page.succeeded_lines(), page.failed_lines())
+        else:
+            self._tables[0].write_page(page)
+            self._tables[1].write_page(page)
+
     def close_data(self) -> None:
         """Finish writing the data files, so that their sizes are final for the manifest."""
         for sink in self._sinks:
             sink.close()
-
-    def _sink(self, staged: StagedFile, which: str) -> _Sink:
-        if self.output_format == "parquet":
-            from airflow_provider_xai_batch.results.table import ParquetSink  # pyarrow only when asked
-
-            return ParquetSink(staged, which)
-        return staged
 
     def publish(self, manifest: dict[str, Any]) -> None:
         """Stage ``manifest``, then move the data files and the manifest into place, in that order."""

@@ -16,13 +16,17 @@ from __future__ import annotations
 import array
 import importlib
 import itertools
-from typing import Any
+import operator
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_xai_batch.results.manifest import OUTPUT_FORMATS
 from airflow_provider_xai_batch.results.staging import StagedFile
+
+if TYPE_CHECKING:
+    from airflow_provider_xai_batch.results.rows import ResultPage
 
 PARQUET_EXTRA = "airflow-provider-xai-batch[parquet]"
 # Rows per row group: big enough for good compression and fast scans, small enough that a
@@ -175,7 +179,9 @@ class _StrictChoice(msgspec.Struct, gc=False):
 
 class _StrictResponse(msgspec.Struct, gc=False):
     model: str | None = None
-    choices: list[_StrictChoice] | None = None
+    # A tuple, not a list: the garbage collector stops tracking a tuple of untracked structs at its
+    # first pass, so a page's responses do not pile up towards a full collection of the heap.
+    choices: tuple[_StrictChoice, ...] | None = None
     usage: _StrictUsage | None = None
     # Anything that carries media or the Responses API's shape goes the loose way.
     data: None = None
@@ -192,10 +198,36 @@ class _StrictLine(msgspec.Struct, gc=False):
 
 _SUCCEEDED_LINES = msgspec.json.Decoder(list[_SucceededLine])
 _STRICT_LINES = msgspec.json.Decoder(list[_StrictLine])
+_STRICT_RESPONSES = msgspec.json.Decoder(list[_StrictResponse])
 _FAILED_LINES = msgspec.json.Decoder(list[_FailedLine])
 _RESPONSE = msgspec.json.Decoder(_Response)
 _NO_USAGE = _StrictUsage()
 _NULL = b"null"
+_model = operator.attrgetter("model")
+_prompt_tokens = operator.attrgetter("prompt_tokens")
+_completion_tokens = operator.attrgetter("completion_tokens")
+_cost = operator.attrgetter("cost_in_usd_ticks")
+_finish_reason = operator.attrgetter("finish_reason")
+_request_id = operator.attrgetter("batch_request_id")
+_raw_response = operator.attrgetter("response")
+_metadata = operator.attrgetter("metadata")
+
+
+def read_usual_responses(payloads: bytes) -> tuple[list[Any], int]:
+    """A page's payloads (one JSON array) read for the table's columns, when all are of the usual shapes.
+
+    The :data:`~.rows.PayloadReader` of a Parquet export: :func:`~.rows.decode_page` hands it the
+    payloads it decoded the page into, and it reads the columns and the costs in the same call.
+    Raises ``msgspec.ValidationError`` when any payload has another shape (the page then goes the
+    row-by-row way).
+
+    >>> responses, cost = read_usual_responses(b'[{"model": "grok-4.3", "usage": {"cost_in_usd_ticks": 7}}]')
+    >>> responses[0].model, cost
+    ('grok-4.3', 7)
+    """
+    responses = _STRICT_RESPONSES.decode(payloads)
+    costs = [usage.cost_in_usd_ticks for response in responses if (usage := response.usage) is not None]
+    return responses, sum(filter(None, costs))
 
 
 def _int(value: Any) -> int | None:
@@ -210,8 +242,10 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _json_bytes(raw: msgspec.Raw) -> bytes | None:
+def _json_bytes(raw: msgspec.Raw | None) -> bytes | None:
     # JSON text stays UTF-8 bytes: pyarrow takes them for a string column without decoding in Python.
+    if raw is None:
+        return None
     data = bytes(raw)
     return None if data == _NULL else data
 
@@ -294,6 +328,7 @@ class ParquetSink:
         )
 
     def write(self, lines: bytes) -> None:
+        """Add a page given as JSONL lines (a resubmission export's, or lines the media step rewrote)."""
         if not lines:
             return
         if self._succeeded:
@@ -302,37 +337,60 @@ class ParquetSink:
             try:
                 strict = _STRICT_LINES.decode(page)
             except msgspec.ValidationError:
-                batch = self._succeeded_batch(rows)
+                self._add(self._succeeded_batch(rows))
             else:
-                batch = self._usual_batch(rows, strict)
+                responses = [line.response for line in strict]
+                kinds = [line.kind for line in strict]
+                self._add(self._usual_batch(rows, kinds, responses, [line.attempts for line in strict]))
         else:
-            batch = self._failed_batch(_FAILED_LINES.decode(_as_list(lines)))
+            self._add(self._failed_batch(_FAILED_LINES.decode(_as_list(lines))))
+
+    def write_page(self, page: ResultPage) -> None:
+        """Add a page as :func:`~.rows.decode_page` decoded it, with :func:`read_usual_responses` as its reader.
+
+        Nothing is decoded again: the lines are structs already, and a page of the usual shapes
+        comes with its payloads read for the columns. Any other page is read from its lines.
+        """
+        if not self._succeeded:
+            if page.failed:
+                self._add(self._failed_batch(page.failed))
+        elif page.responses is None:
+            self.write(page.succeeded_lines())
+        elif page.succeeded:
+            kinds = [line.kind for line in page.succeeded]
+            self._add(self._usual_batch(page.succeeded, kinds, page.responses, None))
+
+    def _add(self, batch: Any) -> None:
         self._batches.append(batch)
         self._rows += batch.num_rows
         if self._rows >= self._row_group_rows:
             self._flush()
 
-    def _usual_batch(self, rows: list[_SucceededLine], strict: list[_StrictLine]) -> Any:
-        """A page of the usual chat shapes: columns built a whole column at a time."""
+    def _usual_batch(
+        self, rows: list[Any], kinds: list[Any], responses: list[_StrictResponse], attempts: list[Any] | None
+    ) -> Any:
+        """A page of the usual chat shapes: columns built a whole column at a time.
+
+        ``rows`` are lines with an id, a raw response and raw metadata (as read back from JSONL, or
+        as :mod:`.rows` built them); ``responses`` their payloads read strictly; ``attempts`` none
+        when no line has any.
+        """
         pa = self._pa
         string, int64 = pa.string(), pa.int64()
         count = len(rows)
-        responses = [line.response for line in strict]
         firsts = [response.choices[0] if response.choices else None for response in responses]
         usages = [response.usage or _NO_USAGE for response in responses]
-        metadata = [row.metadata for row in rows]
-        attempts = [line.attempts for line in strict]
         arrays = [
-            pa.array([row.batch_request_id for row in rows], string),
-            pa.array([line.kind for line in strict], string),
-            pa.array([response.model for response in responses], string),
+            pa.array(list(map(_request_id, rows)), string),
+            pa.array(kinds, string),
+            pa.array(list(map(_model, responses)), string),
             pa.array(
                 [first.message.content if first is not None and first.message else None for first in firsts],
                 string,
             ),
             pa.array([first.finish_reason if first else None for first in firsts], string),
-            pa.array([usage.prompt_tokens for usage in usages], int64),
-            pa.array([usage.completion_tokens for usage in usages], int64),
+            pa.array(list(map(_prompt_tokens, usages)), int64),
+            pa.array(list(map(_completion_tokens, usages)), int64),
             pa.array(
                 [
                     usage.completion_tokens_details.reasoning_tokens
@@ -342,15 +400,19 @@ class ParquetSink:
                 ],
                 int64,
             ),
-            pa.array([usage.cost_in_usd_ticks for usage in usages], int64),
+            pa.array(list(map(_cost, usages)), int64),
             # No media on this path: every list is empty, which is all-zero offsets into no values.
-            pa.ListArray.from_arrays(pa.array([0] * (count + 1), pa.int32()), pa.array([], string)),
+            pa.Array.from_buffers(
+                self._schema.field("media_uris").type,
+                count,
+                [None, pa.py_buffer(bytes(4 * (count + 1)))],
+                children=[pa.array([], string)],
+            ),
             # Metadata and responses are copied as the JSON text they are, joined into one buffer:
             # no Python string per row, and Arrow takes the buffer as it stands.
-            # Without any metadata in the input, every value is the default null: one comparison.
-            pa.nulls(count, string) if b"".join(metadata) == _NULL * count else _json_text(pa, metadata),
-            _json_text(pa, [row.response for row in rows], null_is_none=False),
-            pa.array(attempts, int64),
+            _metadata_column(pa, list(map(_metadata, rows))),
+            _json_text(pa, list(map(_raw_response, rows)), null_is_none=False),
+            pa.nulls(count, int64) if attempts is None else pa.array(attempts, int64),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
 
@@ -373,7 +435,8 @@ class ParquetSink:
             columns["attempts"].append(_int(row.attempts))
         return self._pa.RecordBatch.from_pydict(columns, schema=self._schema)
 
-    def _failed_batch(self, rows: list[_FailedLine]) -> Any:
+    def _failed_batch(self, rows: list[Any]) -> Any:
+        # Lines read back from JSONL (loose types) or built by :mod:`.rows` (an error is a string).
         columns: dict[str, list[Any]] = {name: [] for name in self._columns}
         for row in rows:
             columns["batch_request_id"].append(row.batch_request_id)
@@ -399,30 +462,41 @@ class ParquetSink:
         self.staged.close()
 
 
-def _json_text(pa: Any, raws: list[msgspec.Raw], *, null_is_none: bool = True) -> Any:
-    """A string column of JSON texts, built from one joined buffer; a JSON ``null`` is a null value
-    unless ``null_is_none`` is false (the raw response column keeps the text ``"null"``).
+def _metadata_column(pa: Any, metadata: list[msgspec.Raw | None]) -> Any:
+    # Without any metadata in the input, every value is null (``None`` from :mod:`.rows`, the JSON
+    # ``null`` read back from a line): one comparison for the page.
+    count = len(metadata)
+    if metadata.count(None) == count or (
+        None not in metadata and b"".join(cast("list[msgspec.Raw]", metadata)) == _NULL * count
+    ):
+        return pa.nulls(count, pa.string())
+    return _json_text(pa, metadata)
+
+
+def _json_text(pa: Any, values: list[msgspec.Raw | None], *, null_is_none: bool = True) -> Any:
+    """A string column of JSON texts, built from one joined buffer; ``None`` or a JSON ``null`` is a
+    null value unless ``null_is_none`` is false (the raw response column keeps the text ``"null"``).
 
     >>> import pyarrow
-    >>> _json_text(pyarrow, [msgspec.Raw(b'{"a":1}'), msgspec.Raw(b"null")]).to_pylist()
-    ['{"a":1}', None]
+    >>> _json_text(pyarrow, [msgspec.Raw(b'{"a":1}'), msgspec.Raw(b"null"), None]).to_pylist()
+    ['{"a":1}', None, None]
     >>> _json_text(pyarrow, [msgspec.Raw(b"null")], null_is_none=False).to_pylist()
     ['null']
     """
-    lengths = [len(raw) for raw in raws]
-    nulls = [False] * len(raws)
+    validity = None
+    raws = cast("list[msgspec.Raw]", values)
     if null_is_none:
-        nulls = [length == 4 and bytes(raw) == _NULL for raw, length in zip(raws, lengths, strict=True)]
-    if any(nulls):
-        raws = [_EMPTY if null else raw for raw, null in zip(raws, nulls, strict=True)]
-        lengths = [0 if null else length for length, null in zip(lengths, nulls, strict=True)]
-    offsets = array.array("q", [0])
-    offsets.extend(itertools.accumulate(lengths))
-    validity = pa.array([not null for null in nulls], pa.bool_()).buffers()[1] if any(nulls) else None
+        nulls = [raw is None or (len(raw) == 4 and bytes(raw) == _NULL) for raw in values]
+        if any(nulls):
+            raws = [_EMPTY if null else raw for raw, null in zip(raws, nulls, strict=True)]
+            validity = pa.array([not null for null in nulls], pa.bool_()).buffers()[1]
+    # 32-bit offsets, as the ``string`` type has them: a page's texts are far below 2 GiB.
+    offsets = array.array("i", [0])
+    offsets.extend(itertools.accumulate(map(len, raws)))
     data = b"".join(raws)
     return pa.Array.from_buffers(
-        pa.large_string(), len(raws), [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
-    ).cast(pa.string())
+        pa.string(), len(raws), [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 _EMPTY = msgspec.Raw(b"")

@@ -9,7 +9,9 @@ import pytest
 
 from airflow_provider_xai_batch.client import Batch, XAIError
 from airflow_provider_xai_batch.results.manifest import reconcile
-from airflow_provider_xai_batch.results.rows import RowCounts, encode_page_body
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
+from airflow_provider_xai_batch.results.rows import RowCounts, decode_page, encode_page_body
+from airflow_provider_xai_batch.results.table import read_usual_responses
 
 
 def success(request_id: str, kind: str = "chat_get_completion", ticks: Any = 100) -> dict[str, Any]:
@@ -176,3 +178,61 @@ def test_an_indented_payload_becomes_one_compact_line() -> None:
 def test_a_page_that_is_not_json_is_an_error() -> None:
     with pytest.raises(XAIError, match="not JSON"):
         encode_page_body(b"<html>bad gateway</html>", RowCounts())
+
+
+def test_a_payload_that_is_not_an_object_is_wrapped_and_its_page_keeps_every_line_and_metadata() -> None:
+    # The page is read again row by row, with the metadata entries already found (the lookup only
+    # moves forward).
+    entries = [MetadataEntry(name, "chat_get_completion", b'{"n":"%s"}' % name.encode()) for name in "abc"]
+    text = {"batch_request_id": "b", "batch_result": {"response": {"chat_get_completion": "plain text"}}}
+    counts = RowCounts()
+    succeeded, failed = encode_page_body(
+        page(success("a", ticks=5), text, success("c", ticks=2.0)), counts, MetadataLookup(iter(entries))
+    )
+    assert failed == b""
+    assert [json.loads(line) for line in succeeded.splitlines()] == [
+        {
+            "batch_request_id": "a",
+            "kind": "chat_get_completion",
+            "response": {"id": "a", "usage": {"cost_in_usd_ticks": 5}},
+            "metadata": {"n": "a"},
+        },
+        {
+            "batch_request_id": "b",
+            "kind": "chat_get_completion",
+            "response": {"value": "plain text"},
+            "metadata": {"n": "b"},
+        },
+        {
+            "batch_request_id": "c",
+            "kind": "chat_get_completion",
+            "response": {"id": "c", "usage": {"cost_in_usd_ticks": 2.0}},
+            "metadata": {"n": "c"},
+        },
+    ]
+    assert (counts.succeeded, counts.cost_ticks, counts.last_id) == (3, 7, "c")
+
+
+@pytest.mark.parametrize(
+    "odd_usage", [5, "12", {"cost_in_usd_ticks": "12"}, {"cost_in_usd_ticks": True}, None], ids=repr
+)
+def test_a_cost_of_another_shape_counts_nothing_and_the_others_still_count(odd_usage: Any) -> None:
+    odd = success("b")
+    odd["batch_result"]["response"]["chat_get_completion"]["usage"] = odd_usage
+    for reader in (None, read_usual_responses):
+        counts = RowCounts()
+        page_lines = decode_page(
+            page(success("a", ticks=5), odd, success("c", ticks=7.0)), counts, None, reader
+        )
+        assert [line.batch_request_id for line in page_lines.succeeded] == ["a", "b", "c"]
+        assert counts.cost_ticks == 12
+
+
+def test_the_parquet_reader_counts_the_same_costs_as_the_jsonl_export() -> None:
+    rows = [success(f"r{i}", ticks=i * 3) for i in range(50)] + [success("s", ticks=None)]
+    plain, for_tables = RowCounts(), RowCounts()
+    lines = decode_page(page(*rows), plain)
+    tables = decode_page(page(*rows), for_tables, None, read_usual_responses)
+    assert plain == for_tables and plain.cost_ticks == sum(i * 3 for i in range(50))
+    assert lines.responses is None and tables.responses is not None and len(tables.responses) == 51
+    assert lines.succeeded_lines() == tables.succeeded_lines()

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -84,6 +84,14 @@ class MediaStep:
         fetcher, self._fetcher = self._fetcher, None
         if fetcher is not None:
             fetcher.close()
+
+    def wanted(self, kinds: Iterable[str]) -> bool:
+        """Whether a page whose succeeded rows are of these kinds has media to store (chat pages have none).
+
+        >>> MediaStep.wanted(None, {"chat_get_completion"}), MediaStep.wanted(None, {"image_generation"})
+        (False, True)
+        """
+        return not MEDIA_KINDS.isdisjoint(kinds)
 
     def process(self, lines: bytes) -> bytes:
         """``succeeded.jsonl`` lines of one page, with ``media`` added to the lines that name media."""
