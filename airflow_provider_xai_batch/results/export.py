@@ -14,24 +14,20 @@ memory stays flat whatever the size of the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_xai_batch.client import Batch, XAIBatchClient, XAIError
 from airflow_provider_xai_batch.client.prefetch import Prefetcher
-from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.results.manifest import build_manifest, reconcile
-from airflow_provider_xai_batch.results.media import export_media_policy
-from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
-from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup
+from airflow_provider_xai_batch.results.options import ExportOptions, ExportSetup
 from airflow_provider_xai_batch.results.progress import ExportProgress
-from airflow_provider_xai_batch.results.result_files import ResultFiles
 from airflow_provider_xai_batch.results.rows import RowCounts, decode_page
-from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
-from airflow_provider_xai_batch.results.table import require_output_format
 from airflow_provider_xai_batch.waiting.progress import DEFAULT_PROGRESS_INTERVAL
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _log = logging.getLogger(__name__)
 
@@ -61,19 +57,10 @@ def export_results(
     batch_id: str,
     output_path: ObjectStoragePath | str,
     *,
-    output_conn_id: str | None = None,
     allow_partial: bool = False,
     page_size: int = 1000,
-    log: LogLike | None = None,
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-    output_format: str = "jsonl",
-    metadata: Iterator[MetadataEntry] | None = None,
-    media: str = "download",
-    allow_media_hosts: Iterable[str] = (),
-    media_allow_private_addresses: bool = False,
-    media_max_bytes: int | None = None,
-    media_concurrency: int = 4,
-    allow_media_failures: bool | None = None,
+    **options: Unpack[ExportOptions],
 ) -> dict[str, Any]:
     """Write every result of a batch under the folder ``output_path``; return the manifest.
 
@@ -82,12 +69,15 @@ def export_results(
     ``succeeded.jsonl``, ``failed.jsonl`` (cancelled requests included) and, last,
     ``manifest.json``. A batch still running is refused with :class:`BatchNotFinishedError`
     unless ``allow_partial`` is set, in which case the results so far are written and the manifest
-    says ``"partial": true``. Running again rewrites byte-identical data files.
+    says ``"partial": true``. Running again rewrites byte-identical data files. Results are read
+    ``page_size`` at a time.
 
-    ``output_format="parquet"`` writes ``succeeded.parquet`` and ``failed.parquet`` instead of the
-    JSONL pair (needs the ``[parquet]`` extra; see :mod:`.table` for the columns). ``metadata``, the
-    input's sidecar entries sorted by request id (:func:`~.metadata.read_sidecar`), puts each input
-    item's ``"metadata"`` back on its row, and the kind it was sent as on a failed row.
+    The other keywords are those of :class:`~.options.ExportOptions`, shared with
+    :func:`~.rounds.export_rounds`. ``output_format="parquet"`` writes ``succeeded.parquet`` and
+    ``failed.parquet`` instead of the JSONL pair (needs the ``[parquet]`` extra; see :mod:`.table`
+    for the columns). ``metadata``, the input's sidecar entries sorted by request id
+    (:func:`~.metadata.read_sidecar`), puts each input item's ``"metadata"`` back on its row, and
+    the kind it was sent as on a failed row.
 
     Images and videos (``media="download"``, the default) are stored under ``media/`` as
     ``<batch_request_id>-<n>.<ext>`` and each such row gains ``"media": [{"uri", "content_type",
@@ -106,12 +96,10 @@ def export_results(
     >>> manifest["total"] == manifest["succeeded"] + manifest["failed"]  # doctest: +SKIP
     True
     """
-    logger: LogLike = log if log is not None else _log
-    require_output_format(output_format)
-    policy = export_media_policy(
-        client.base_url, media, allow_media_hosts, media_allow_private_addresses, media_max_bytes
+    setup = ExportSetup(
+        client, output_path, options, caller="export_results", default_log=_log, allow_partial=allow_partial
     )
-    folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
+    logger, folder = setup.log, setup.folder
     before = client.get_batch(batch_id)
     progress = ExportProgress(
         logger, batch_id, expected=before.state.num_requests, interval=progress_interval
@@ -123,19 +111,14 @@ def export_results(
     if partial:
         logger.warning("batch %s is %s: exporting the results that exist so far", batch_id, status.value)
 
-    lookup = MetadataLookup(metadata) if metadata is not None else None
-    with (
-        ResultFiles(folder, logger, output_format=output_format) as files,
-        MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
-    ):
+    with setup.files() as (files, step):
         counts = RowCounts()
-        download = media == "download"
         reader = files.payload_reader
         # The next page downloads while this one is encoded and written; memory stays a few pages.
         with Prefetcher(client.iter_result_page_bodies(batch_id, page_size=page_size)) as pages:
             for body in pages:
-                page = decode_page(body, counts, lookup, reader)
-                if download and step.wanted(page.kinds):
+                page = decode_page(body, counts, setup.lookup, reader)
+                if setup.download and step.wanted(page.kinds):
                     files.write(step.process(page.succeeded_lines()), page.failed_lines())
                 else:
                     files.write_page(page)
@@ -158,7 +141,7 @@ def export_results(
             expected=expected,
             notes=notes,
         )
-        manifest["media"] = tally.section(media)
+        manifest["media"] = tally.section(setup.media)
         files.publish(manifest)
 
     if not reconciled:
@@ -168,10 +151,5 @@ def export_results(
             "; ".join(notes),
         )
     logger.info("%s", progress.summary(counts.succeeded, counts.failed, counts.cancelled, folder.uri()))
-    finish_media(
-        tally,
-        allowed=allow_partial if allow_media_failures is None else allow_media_failures,
-        log=logger,
-        where=folder.uri("media"),
-    )
+    setup.finish_media(tally)
     return manifest

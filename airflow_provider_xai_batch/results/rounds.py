@@ -16,25 +16,23 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_xai_batch.client import Batch, BatchResult, XAIBatchClient
 from airflow_provider_xai_batch.client.inputs import RESULT_KEYS
-from airflow_provider_xai_batch.logs import LogLike
 from airflow_provider_xai_batch.resubmit.merge import FinalOutcome, RoundRow, merge_rounds
 from airflow_provider_xai_batch.results.export import BatchNotFinishedError
 from airflow_provider_xai_batch.results.manifest import build_manifest
-from airflow_provider_xai_batch.results.media import export_media_policy
-from airflow_provider_xai_batch.results.media.step import MediaStep, finish_media
-from airflow_provider_xai_batch.results.metadata import MetadataEntry, MetadataLookup, metadata_value
-from airflow_provider_xai_batch.results.result_files import ResultFiles
+from airflow_provider_xai_batch.results.metadata import MetadataEntry, metadata_value
+from airflow_provider_xai_batch.results.options import ExportOptions, ExportSetup
 from airflow_provider_xai_batch.results.rows import RowCounts
-from airflow_provider_xai_batch.results.staging import OutputFolder, resolve_output_folder
-from airflow_provider_xai_batch.results.table import require_output_format
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _log = logging.getLogger(__name__)
 _encode_lines = msgspec.json.Encoder().encode_lines
@@ -89,57 +87,39 @@ def export_rounds(
     client: XAIBatchClient,
     batch_ids: Sequence[str],
     output_path: ObjectStoragePath | str,
-    *,
-    output_conn_id: str | None = None,
-    log: logging.Logger | LogLike | None = None,
-    output_format: str = "jsonl",
-    metadata: Iterator[MetadataEntry] | None = None,
-    media: str = "download",
-    allow_media_hosts: Iterable[str] = (),
-    media_allow_private_addresses: bool = False,
-    media_max_bytes: int | None = None,
-    media_concurrency: int = 4,
-    allow_media_failures: bool = False,
+    **options: Unpack[ExportOptions],
 ) -> dict[str, Any]:
     """Write the final outcome of every request of ``batch_ids`` (round 0 first) under ``output_path``.
 
     Every round must be finished. Returns the manifest: the usual keys (``batch_id`` is round 0's),
     plus ``rounds`` (each batch with its size and counts), ``attempts`` (how many requests took
     1, 2 ... attempts), ``resubmitted`` and ``recovered`` (resent, and finally succeeded).
-    ``output_format`` and ``metadata`` work as in :func:`~.export.export_results`; images and videos
-    are stored as by ``export_results`` (``media`` and the keywords after it).
+    The keywords are those of :class:`~.options.ExportOptions`, as for
+    :func:`~.export.export_results`: ``output_format``, ``metadata`` and the media keywords work
+    as they do there.
     """
-    logger: LogLike = log if log is not None else _log
-    policy = export_media_policy(
-        client.base_url, media, allow_media_hosts, media_allow_private_addresses, media_max_bytes
-    )
     if not batch_ids:
         raise ValueError("export_rounds needs at least one batch")
-    require_output_format(output_format)
-    lookup = MetadataLookup(metadata) if metadata is not None else None
+    setup = ExportSetup(client, output_path, options, caller="export_rounds", default_log=_log)
+    logger = setup.log
     batches = [client.get_batch(batch_id) for batch_id in batch_ids]
     for batch in batches:
         if not batch.status.is_terminal:
             raise BatchNotFinishedError(batch)
-    folder = OutputFolder(resolve_output_folder(output_path, output_conn_id))
     counts = RowCounts()
     attempts: Counter[int] = Counter()
     seen: Counter[int] = Counter()
     recovered = 0
-    with (
-        ResultFiles(folder, logger, output_format=output_format) as files,
-        MediaStep(folder, policy, logger, concurrency=media_concurrency) as step,
-    ):
-        download = media == "download"
+    with setup.files() as (files, step):
 
         def write_lines(good: bytes, bad: bytes) -> None:
-            files.write(step.process(good) if download else good, bad)
+            files.write(step.process(good) if setup.download else good, bad)
 
         streams = [_round_rows(client, batch_id, number, seen) for number, batch_id in enumerate(batch_ids)]
         good: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
         for outcome in merge_rounds(streams):
-            entry = lookup.get(outcome.request_id) if lookup is not None else None
+            entry = setup.lookup.get(outcome.request_id) if setup.lookup is not None else None
             ok, failure = _line(outcome, counts, entry)
             attempts[outcome.attempts] += 1
             if ok is not None:
@@ -189,7 +169,7 @@ def export_rounds(
         manifest["attempts"] = {str(number): attempts[number] for number in sorted(attempts)}
         manifest["resubmitted"] = sum(count for number, count in attempts.items() if number > 1)
         manifest["recovered"] = recovered
-        manifest["media"] = step.tally.section(media)
+        manifest["media"] = step.tally.section(setup.media)
         files.publish(manifest)
     logger.info(
         "%d succeeded, %d failed (%d resent, %d of them recovered) over %d round(s), written to %s",
@@ -198,7 +178,7 @@ def export_rounds(
         manifest["resubmitted"],
         recovered,
         len(batch_ids),
-        folder.uri(),
+        setup.folder.uri(),
     )
-    finish_media(step.tally, allowed=allow_media_failures, log=logger, where=folder.uri("media"))
+    setup.finish_media(step.tally)
     return manifest

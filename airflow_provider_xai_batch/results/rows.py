@@ -281,6 +281,7 @@ class _PageLines:
         cancelled = 0
         for row in rows:
             request_id = row.batch_request_id
+            # admit(), inlined: a call per row is a tenth of this loop's time.
             if last_id is not None and request_id <= last_id:
                 if request_id == last_id:
                     self.duplicates += 1
@@ -312,6 +313,17 @@ class _PageLines:
         self.cancelled += cancelled
         if careful:
             self.cost += sum(_payload_cost(raw) for raw in payloads)
+
+    def admit(self, request_id: str) -> bool:
+        """Whether a row is written: not when it repeats the previous id (counted); out of order, counted."""
+        last_id = self.last_id
+        if last_id is not None and request_id <= last_id:
+            if request_id == last_id:
+                self.duplicates += 1
+                return False
+            self.out_of_order += 1
+        self.last_id = request_id
+        return True
 
     def add_by_model_rules(self, request_id: str, row: dict[str, Any], entry: MetadataEntry | None) -> None:
         # Rare shapes (error objects, a top-level error_message, odd payloads): the model's rules.
@@ -371,14 +383,8 @@ def _odd_page(rows: list[Any], counts: RowCounts, find: Callable[[str], Metadata
         request_id = row.get("batch_request_id") if isinstance(row, dict) else None
         if not isinstance(request_id, str):
             raise XAIError(f"a result row has no batch_request_id: {str(row)[:200]}")
-        last_id = lines.last_id
-        if last_id is not None and request_id <= last_id:
-            if request_id == last_id:
-                lines.duplicates += 1
-                continue
-            lines.out_of_order += 1
-        lines.last_id = request_id
-        lines.add_by_model_rules(request_id, row, find(request_id))
+        if lines.admit(request_id):
+            lines.add_by_model_rules(request_id, row, find(request_id))
     return lines.done()
 
 
