@@ -26,7 +26,7 @@ def readme_example() -> str:
 
 
 def requests(count: int) -> list[dict[str, Any]]:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "custom_id": f"q{i:03d}",
             "body": {"model": "grok-4.3", "messages": [{"role": "user", "content": f"Q{i}"}]},
@@ -43,7 +43,7 @@ def test_the_readme_reads_a_parquet_export_as_it_shows(
     with XAIBatchClient(TEST_API_KEY, base_url=emulator.url) as client:
         batch = client.create_batch("readme-parquet")
         client.add_requests(batch.batch_id, requests(25))
-        manifest = export_results(client, batch.batch_id, tmp_path / "out", output_format="parquet")
+        manifest = export_results(client, batch.batch_id, str(tmp_path / "out"), output_format="parquet")
     code = readme_example()
     assert README_FOLDER in code
     namespace: dict[str, Any] = {}
