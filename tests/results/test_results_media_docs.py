@@ -1,4 +1,4 @@
-"""The examples in the docstrings of the media modules run as written."""
+"""The examples in the docstrings of the media modules, and of the export's pages, tables and options, run as written."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ import pytest
         "airflow_provider_xai_batch.results.media.naming",
         "airflow_provider_xai_batch.results.media.items",
         "airflow_provider_xai_batch.results.media.tally",
+        "airflow_provider_xai_batch.results.media.step",
+        "airflow_provider_xai_batch.results.rows",
+        "airflow_provider_xai_batch.results.table",
+        "airflow_provider_xai_batch.results.options",
     ],
 )
 def test_docstring_examples_run(name: str) -> None:
