@@ -9,14 +9,16 @@ Why a bound rather than more clients: httpcore's pool walks its connections for 
 starts or ends, and its queued calls for each of those, so one pool with a thousand calls in flight
 costs a thousand times a thousand steps per round. A thousand waits used to share 125 clients of
 8 instead; each opened its own connections, and the thousand sockets, their locks and buffers were
-most of what a wait cost in memory. With the bound, a round of polls reuses a few dozen connections,
-each event loop step wakes only as many waits as calls finish, and what is alive at once (and so
-what the garbage collector sees survive) stays small.
+most of what a wait cost in memory. With the bound, a round of polls reuses a few dozen connections
+(in small pools: :mod:`~airflow_provider_xai_batch.client.pools`), a turn of the loop handles only
+as many answers as there are calls in flight, and what is alive at once (and so what the garbage
+collector sees survive) stays small.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import time
 import weakref
@@ -26,11 +28,11 @@ from airflow_provider_xai_batch.client import AsyncXAIBatchClient, Batch
 
 # New waits get a client built at most this long ago, so connection edits reach them.
 SHARED_CLIENT_MAX_AGE_SECONDS = 300.0
-# Calls in flight per shared client, and so its connections. A poll costs the loop 1-2 ms of CPU, so
-# 32 answers at 100 ms keep it about as busy as it can be; 100 in flight finished a round of 1,000
-# polls no sooner (5.2 s against 4.9 s at load 5), but handled their answers in bursts that held the
-# loop for 480 ms at a time instead of under 100 ms.
-CALLS_PER_CLIENT = 32
+# Calls in flight per shared client, and so its connections. One turn of the loop handles every
+# answer that is in, 1-2 ms each: 100 in flight held the loop for 480 ms at a time (load 5), while a
+# round of 1,000 polls finished no sooner than with 32. With 32 on a busier machine the round took
+# 1.4x as long as 1,000 plain GETs at once; 64 was within 1.2x and its worst lag 53 ms.
+CALLS_PER_CLIENT = 64
 
 
 @dataclasses.dataclass(eq=False)
@@ -40,7 +42,11 @@ class SharedClient:
     building: asyncio.Future[AsyncXAIBatchClient]
     created: float
     users: int = 0
-    slots: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CALLS_PER_CLIENT))
+    calls: int = CALLS_PER_CLIENT
+    _queue: collections.deque[tuple[str, asyncio.Future[Batch]]] = dataclasses.field(
+        default_factory=collections.deque
+    )
+    _senders: set[asyncio.Future[None]] = dataclasses.field(default_factory=set)
 
     @property
     def client(self) -> AsyncXAIBatchClient:
@@ -48,9 +54,34 @@ class SharedClient:
         return self.building.result()
 
     async def get_batch(self, batch_id: str) -> Batch:
-        """``client.get_batch``, once one of the client's call slots is free."""
-        async with self.slots:
-            return await self.client.get_batch(batch_id)
+        """``client.get_batch``, sent as soon as one of the client's ``calls`` senders is free."""
+        answer: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
+        self._queue.append((batch_id, answer))
+        if len(self._senders) < self.calls:
+            sender = asyncio.ensure_future(self._send_queued())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return await answer
+
+    async def _send_queued(self) -> None:
+        # A sender starts the next queued call in the same step of the loop that brought the
+        # previous answer: with a semaphore instead, each slot idled a turn of the loop (tens of
+        # milliseconds on a busy triggerer) between one wait's call and the next.
+        while self._queue:
+            batch_id, answer = self._queue.popleft()
+            if answer.done():  # its wait was cancelled while it queued
+                continue
+            try:
+                batch = await self.client.get_batch(batch_id)
+            except Exception as error:
+                if not answer.done():
+                    answer.set_exception(error)
+            except BaseException:
+                answer.cancel()
+                raise
+            else:
+                if not answer.done():
+                    answer.set_result(batch)
 
     @property
     def failed(self) -> bool:
@@ -77,7 +108,7 @@ class SharedClients:
         max_age: float = SHARED_CLIENT_MAX_AGE_SECONDS,
         calls_per_client: int = CALLS_PER_CLIENT,
     ) -> None:
-        # None: every wait of a connection shares one client (its calls bounded by the slots).
+        # None: every wait of a connection shares one client (its calls bounded by its senders).
         self.waits_per_client = waits_per_client
         self.max_age = max_age
         self.calls_per_client = calls_per_client
@@ -112,8 +143,7 @@ class SharedClients:
         room = self.waits_per_client
         shared = next((item for item in live if room is None or item.users < room), None)
         if shared is None:
-            slots = asyncio.Semaphore(self.calls_per_client)
-            shared = SharedClient(asyncio.ensure_future(factory()), now, slots=slots)
+            shared = SharedClient(asyncio.ensure_future(factory()), now, calls=self.calls_per_client)
             live.append(shared)
         shared.users += 1
         try:

@@ -397,3 +397,38 @@ def test_the_polling_client_has_a_connection_per_call_in_flight(conn: str) -> No
     assert connections == SHARED_CLIENTS.calls_per_client
     assert isinstance(transport, SmallPools)
     assert len(transport.pools) == len(pool_sizes(SHARED_CLIENTS.calls_per_client))
+
+
+def test_a_failed_call_fails_only_its_wait_and_a_wait_cancelled_in_the_queue_is_never_sent() -> None:
+    sent: list[str] = []
+
+    class FakeClient:
+        async def get_batch(self, batch_id: str) -> str:
+            sent.append(batch_id)
+            await asyncio.sleep(0)
+            if batch_id == "batch_gone":
+                raise RuntimeError("no such batch")
+            return batch_id
+
+        async def aclose(self) -> None:
+            pass
+
+    async def factory() -> Any:
+        return FakeClient()
+
+    async def scenario() -> list[Any]:
+        pool = SharedClients(calls_per_client=1)
+        lease = await pool.acquire("xai_default", factory)
+        waits = [
+            asyncio.ensure_future(lease.get_batch(name)) for name in ("batch_gone", "batch_2", "batch_3")
+        ]
+        await asyncio.sleep(0)  # the first call is under way; the other two queue behind it
+        waits[1].cancel()
+        return list(await asyncio.gather(*waits, return_exceptions=True))
+
+    gone, cancelled, answered = asyncio.run(scenario())
+
+    assert isinstance(gone, RuntimeError) and "no such batch" in str(gone)
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert answered == "batch_3"
+    assert sent == ["batch_gone", "batch_3"]
