@@ -374,7 +374,7 @@ def test_the_waits_of_a_connection_share_one_client_and_a_few_calls_in_flight() 
         built.append(FakeClient())
         return built[-1]
 
-    async def scenario() -> list[str]:
+    async def scenario() -> list[Any]:
         pool = SharedClients(calls_per_client=3)
         leases = await asyncio.gather(*(pool.acquire("xai_default", factory) for _ in range(20)))
         assert len(built) == 1 and {id(lease) for lease in leases} == {id(leases[0])}
