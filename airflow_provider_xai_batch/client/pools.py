@@ -8,7 +8,7 @@ more than the call itself. :class:`SmallPools` gives one ``httpx.AsyncClient`` a
 as asked for, in pools of at most :data:`CONNECTIONS_PER_POOL`, taken in turn, so each call costs
 what it costs in a small pool.
 
->>> import asyncio
+>>> from airflow_provider_xai_batch.client.base import shared_ssl_context
 >>> async def main() -> None:  # doctest: +SKIP
 ...     transport = SmallPools(50, verify=shared_ssl_context())
 ...     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8787") as http:
