@@ -31,7 +31,7 @@ def pool_sizes(connections: int, per_pool: int = CONNECTIONS_PER_POOL) -> list[i
     """``connections`` split as evenly as possible into pools of at most ``per_pool``.
 
     >>> pool_sizes(50), pool_sizes(8), pool_sizes(1)
-    ([7, 7, 6, 6, 6, 6, 6, 6], [8], [1])
+    ([8, 7, 7, 7, 7, 7, 7], [8], [1])
     """
     if connections < 1 or per_pool < 1:
         raise ValueError("connections and per_pool must be at least 1")
