@@ -18,6 +18,7 @@ from airflow_provider_xai_batch.client import plans, protocol
 from airflow_provider_xai_batch.client.base import ClientCore
 from airflow_provider_xai_batch.client.models import Batch, BatchRequestMetadata, BatchResult, UploadedFile
 from airflow_provider_xai_batch.client.plans import Emit, Pause, Plan, Stepper
+from airflow_provider_xai_batch.client.pools import SmallPools
 from airflow_provider_xai_batch.client.protocol import ApiCall
 
 if TYPE_CHECKING:
@@ -39,7 +40,11 @@ class AsyncXAIBatchClient(ClientCore):
         self, api_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
     ) -> None:
         super().__init__(api_key, **options)
-        self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+        http_options = self._http_options()
+        if transport is None and self.max_connections is not None:
+            # Many connections in one httpcore pool make every call walk them all: small pools.
+            transport = SmallPools(self.max_connections, verify=http_options["verify"])
+        self._http = httpx.AsyncClient(transport=transport, **http_options)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -131,6 +131,7 @@ class ClientCore:
         limits: ClientLimits | None = None,
         retry_policy: RetryPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        max_connections: int | None = None,
     ) -> None:
         self.base_url = (base_url or protocol.DEFAULT_BASE_URL).rstrip("/")
         self.conn_id = conn_id
@@ -160,6 +161,12 @@ class ClientCore:
             # The add limit is the team's, shared with every worker adding at the same time.
             self._limiters["add"] = SharedWindowPacer(self.limits.add_calls, self.limits.add_window_seconds)
         self._limiter_lock = threading.Lock()
+        # None: httpx's own pool limits. A number also keeps that many connections alive between
+        # calls (httpx keeps 20, and a caller sending more at once would reconnect for each call);
+        # the async client spreads them over small pools (see :mod:`.pools`).
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -174,7 +181,17 @@ class ClientCore:
         return f"{self.base_url}, connection {self.conn_id!r}" if self.conn_id else self.base_url
 
     def _http_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = (
+            {}
+            if self.max_connections is None
+            else {
+                "limits": httpx.Limits(
+                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+                )
+            }
+        )
         return {
+            **options,
             "base_url": self.base_url,
             "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
             "headers": {

@@ -173,8 +173,12 @@ class XAIBatchHook(BaseHook):
         """The cached synchronous client."""
         return self.client
 
-    async def get_async_conn(self) -> AsyncXAIBatchClient:
-        """A new asynchronous client; the connection is resolved without blocking the event loop."""
+    async def get_async_conn(self, **overrides: Any) -> AsyncXAIBatchClient:
+        """A new asynchronous client; the connection is resolved without blocking the event loop.
+
+        ``overrides`` are client options that take precedence over the connection's, such as
+        ``max_connections`` for a client many waits share.
+        """
         from airflow.providers.common.compat.connection import get_async_connection
 
         try:
@@ -182,7 +186,7 @@ class XAIBatchHook(BaseHook):
         except AirflowNotFoundException:
             if self.xai_conn_id != self.default_conn_name or not os.environ.get(API_KEY_ENV):
                 raise
-            return AsyncXAIBatchClient(**self._options_from(None, None, None, None, {}))
+            return AsyncXAIBatchClient(**{**self._options_from(None, None, None, None, {}), **overrides})
         try:
             from airflow.providers.common.compat.connection import get_async_extra_dejson
 
@@ -190,7 +194,7 @@ class XAIBatchHook(BaseHook):
         except ImportError:  # older common-compat: extra_dejson is plain parsing there
             extra = conn.extra_dejson
         return AsyncXAIBatchClient(
-            **self._options_from(conn.password, conn.host, conn.port, conn.schema, extra)
+            **{**self._options_from(conn.password, conn.host, conn.port, conn.schema, extra), **overrides}
         )
 
     def test_connection(self) -> tuple[bool, str]:

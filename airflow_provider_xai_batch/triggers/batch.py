@@ -104,11 +104,12 @@ class XAIBatchTrigger(BaseTrigger):
             },
         )
 
-    async def _client(self) -> AsyncXAIBatchClient:
-        return await XAIBatchHook(xai_conn_id=self.xai_conn_id).get_async_conn()
+    async def _client(self, **overrides: Any) -> AsyncXAIBatchClient:
+        return await XAIBatchHook(xai_conn_id=self.xai_conn_id).get_async_conn(**overrides)
 
     async def _polling_client(self) -> AsyncXAIBatchClient:
-        client = await self._client()
+        # Shared by every wait of the connection on this loop: as many connections as calls in flight.
+        client = await self._client(max_connections=SHARED_CLIENTS.calls_per_client)
         policy = client.retry_policy
         client.retry_policy = dataclasses.replace(
             policy, max_retries=min(policy.max_retries, CLIENT_RETRIES_PER_POLL)
@@ -146,7 +147,7 @@ class XAIBatchTrigger(BaseTrigger):
                 # wait never takes back an answer it already had (as at a deadline that cut a sleep).
                 fresh_for = min(self.poll_interval / 2, time.monotonic() - last_answer)
                 answer: Batch | Exception = await SHARED_POLLS.get_batch(
-                    lease[0].client, self.xai_conn_id, self.batch_id, fresh_for=fresh_for
+                    lease[0], self.xai_conn_id, self.batch_id, fresh_for=fresh_for
                 )
                 last_answer = time.monotonic()
             except Exception as exc:

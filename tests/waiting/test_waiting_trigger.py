@@ -12,9 +12,10 @@ from support.batch_requests import jsonl_line
 from support.emulator import connection_env
 from waiting_support import seed_batch, seed_file_batch
 
+from airflow_provider_xai_batch.client.pools import SmallPools, pool_sizes
 from airflow_provider_xai_batch.hooks.xai import XAIBatchHook
 from airflow_provider_xai_batch.triggers.batch import XAIBatchTrigger
-from airflow_provider_xai_batch.triggers.client_pool import SharedClients
+from airflow_provider_xai_batch.triggers.client_pool import SHARED_CLIENTS, SharedClients
 from airflow_provider_xai_batch.waiting import transient_backoff
 
 FAST = 0.05  # seconds between polls in these tests
@@ -349,3 +350,85 @@ def test_waits_starting_together_build_their_clients_side_by_side() -> None:
         assert len(builds) == 4 and fresh.users == 1
 
     asyncio.run(scenario())
+
+
+def test_the_waits_of_a_connection_share_one_client_and_a_few_calls_in_flight() -> None:
+    built: list[Any] = []
+    in_flight: list[int] = []
+
+    class FakeClient:
+        async def get_batch(self, batch_id: str) -> str:
+            in_flight.append(1)
+            peak.append(len(in_flight))
+            for _ in range(3):  # an answer that takes a few turns of the loop
+                await asyncio.sleep(0)
+            in_flight.pop()
+            return batch_id
+
+        async def aclose(self) -> None:
+            pass
+
+    peak: list[int] = []
+
+    async def factory() -> Any:
+        built.append(FakeClient())
+        return built[-1]
+
+    async def scenario() -> list[Any]:
+        pool = SharedClients(calls_per_client=3)
+        leases = await asyncio.gather(*(pool.acquire("xai_default", factory) for _ in range(20)))
+        assert len(built) == 1 and {id(lease) for lease in leases} == {id(leases[0])}
+        return list(await asyncio.gather(*(lease.get_batch(f"batch_{n}") for n, lease in enumerate(leases))))
+
+    assert asyncio.run(scenario()) == [f"batch_{n}" for n in range(20)]
+    assert max(peak) == 3
+
+
+def test_the_polling_client_has_a_connection_per_call_in_flight(conn: str) -> None:
+    async def client_transport() -> tuple[int | None, Any]:
+        client = await XAIBatchTrigger("batch_1", conn)._polling_client()
+        try:
+            return client.max_connections, client._http._transport
+        finally:
+            await client.aclose()
+
+    connections, transport = asyncio.run(client_transport())
+
+    assert connections == SHARED_CLIENTS.calls_per_client
+    assert isinstance(transport, SmallPools)
+    assert len(transport.pools) == len(pool_sizes(SHARED_CLIENTS.calls_per_client))
+
+
+def test_a_failed_call_fails_only_its_wait_and_a_wait_cancelled_in_the_queue_is_never_sent() -> None:
+    sent: list[str] = []
+
+    class FakeClient:
+        async def get_batch(self, batch_id: str) -> str:
+            sent.append(batch_id)
+            await asyncio.sleep(0)
+            if batch_id == "batch_gone":
+                raise RuntimeError("no such batch")
+            return batch_id
+
+        async def aclose(self) -> None:
+            pass
+
+    async def factory() -> Any:
+        return FakeClient()
+
+    async def scenario() -> list[Any]:
+        pool = SharedClients(calls_per_client=1)
+        lease = await pool.acquire("xai_default", factory)
+        waits = [
+            asyncio.ensure_future(lease.get_batch(name)) for name in ("batch_gone", "batch_2", "batch_3")
+        ]
+        await asyncio.sleep(0)  # the first call is under way; the other two queue behind it
+        waits[1].cancel()
+        return list(await asyncio.gather(*waits, return_exceptions=True))
+
+    gone, cancelled, answered = asyncio.run(scenario())
+
+    assert isinstance(gone, RuntimeError) and "no such batch" in str(gone)
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert answered == "batch_3"
+    assert sent == ["batch_gone", "batch_3"]
