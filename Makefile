@@ -14,14 +14,14 @@ VENV_NEXT := .venv-airflow-3.4
 # on the newest Airflow with the slow in-process scenarios (chaos DAG, benchmark smoke runs, the
 # test kit's own pytest run) among them. The tests that start real Airflow processes, the browser
 # or Celery run once, one at a time so they never compete with each other; they mostly wait on
-# those processes, so the oldest and next legs' in-process suites run beside them.
+# those processes, so in-process suites run beside them (see `test`).
 XDIST ?= auto
 PYTEST := -m pytest -q -p no:cacheprovider
 IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes and not slow"
 NEWEST_IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes" --durations=10
 REAL_PROCESSES := -m airflow_processes --durations=15
 
-.PHONY: install install-oldest install-next chromium test test-newest test-in-process test-real-processes test-other-legs test-oldest test-next lint demo bench emulator clean constraints scale
+.PHONY: install install-oldest install-next chromium test test-newest test-in-process test-real-processes test-real-then-next test-in-process-then-oldest test-oldest test-next lint demo bench emulator clean constraints scale
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -83,15 +83,19 @@ test-oldest: install-oldest
 test-next: install-next
 	$(VENV_NEXT)/bin/python $(PYTEST) $(IN_PROCESS)
 
-# The oldest and next legs one after the other (the job beside the real-process tests).
-test-other-legs: install-oldest install-next
-	$(VENV_OLD)/bin/python $(PYTEST) $(IN_PROCESS)
-	$(VENV_NEXT)/bin/python $(PYTEST) $(IN_PROCESS)
+# `make test` runs two jobs side by side, of about the same length: the real-process tests (which
+# mostly wait on the processes they start) then the next leg, and the newest leg's in-process
+# tests then the oldest leg's. Each job's output is printed whole when it ends.
+test-real-then-next:
+	$(MAKE) --no-print-directory test-real-processes
+	$(MAKE) --no-print-directory test-next
 
-# Two jobs at a time: the real-process tests beside the other legs; each job's output is printed
-# whole when it ends, so the two never interleave.
-test: chromium lint install-oldest install-next test-in-process
-	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-real-processes test-other-legs
+test-in-process-then-oldest:
+	$(MAKE) --no-print-directory test-in-process
+	$(MAKE) --no-print-directory test-oldest
+
+test: chromium lint install-oldest install-next
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-real-then-next test-in-process-then-oldest
 
 demo: install
 	$(VENV)/bin/python demo/run_demo.py
