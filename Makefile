@@ -10,15 +10,18 @@ export UV_LINK_MODE := copy
 VENV := .venv
 VENV_OLD := .venv-airflow-3.0
 VENV_NEXT := .venv-airflow-3.4
-# The in-process tests run on this many pytest-xdist workers ("auto": one per core, "0": none); the
-# tests that start real Airflow processes, the browser or Celery, and the slow scenarios, run once,
-# serially, after them, so they never compete with each other for the machine.
+# The in-process tests run on this many pytest-xdist workers ("auto": one per core, "0": none),
+# on the newest Airflow with the slow in-process scenarios (chaos DAG, benchmark smoke runs, the
+# test kit's own pytest run) among them. The tests that start real Airflow processes, the browser
+# or Celery run once, one at a time so they never compete with each other; they mostly wait on
+# those processes, so in-process suites run beside them (see `test`).
 XDIST ?= auto
 PYTEST := -m pytest -q -p no:cacheprovider
 IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes and not slow"
-REAL_PROCESSES := -m "airflow_processes or slow" --durations=15
+NEWEST_IN_PROCESS := -n $(XDIST) --dist worksteal -m "not airflow_processes" --durations=10
+REAL_PROCESSES := -m airflow_processes --durations=15
 
-.PHONY: install install-oldest install-next chromium test test-newest test-oldest test-next lint demo bench emulator clean constraints scale
+.PHONY: install install-oldest install-next chromium test test-newest test-in-process test-real-processes test-real-then-next test-in-process-then-oldest test-oldest test-next lint demo bench emulator clean constraints scale
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,20 +29,23 @@ $(UV):
 
 # $(call leg-venv,DIR,LEG): DIR holds the package with the extras named on the `# extras:` line of
 # constraints/airflow-LEG.in (the line constraints/compile.sh pins), at LEG's pinned versions.
+# Installed with bytecode compiled once, as pip does by default: with PYTHONDONTWRITEBYTECODE set
+# (as on many CI images) and no .pyc files, every Airflow process the tests start (scheduler,
+# API server, each task) would otherwise compile Airflow from source again, about 3 s of CPU each.
 define leg-venv
 	$(UV) venv -q --allow-existing --python $(PYTHON) $(1)
-	$(UV) pip install -q --python $(1)/bin/python -c constraints/airflow-$(2).txt \
+	$(UV) pip install -q --compile-bytecode --python $(1)/bin/python -c constraints/airflow-$(2).txt \
 		-e '.[$(shell sed -n 's/^# extras: *//p' constraints/airflow-$(2).in)]'
 	touch $(1)/.installed
 endef
 
-$(VENV)/.installed: $(UV) pyproject.toml constraints/airflow-3.3.txt
+$(VENV)/.installed: $(UV) Makefile pyproject.toml constraints/airflow-3.3.txt
 	$(call leg-venv,$(VENV),3.3)
 
-$(VENV_OLD)/.installed: $(UV) pyproject.toml constraints/airflow-3.0.txt
+$(VENV_OLD)/.installed: $(UV) Makefile pyproject.toml constraints/airflow-3.0.txt
 	$(call leg-venv,$(VENV_OLD),3.0)
 
-$(VENV_NEXT)/.installed: $(UV) pyproject.toml constraints/airflow-3.4.txt
+$(VENV_NEXT)/.installed: $(UV) Makefile pyproject.toml constraints/airflow-3.4.txt
 	$(call leg-venv,$(VENV_NEXT),3.4)
 
 install: $(VENV)/.installed
@@ -61,9 +67,13 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --config-file tests/mypy.ini
 
-test-newest: install
-	$(VENV)/bin/python $(PYTEST) $(IN_PROCESS)
+test-in-process: install
+	$(VENV)/bin/python $(PYTEST) $(NEWEST_IN_PROCESS)
+
+test-real-processes: install
 	$(VENV)/bin/python $(PYTEST) $(REAL_PROCESSES)
+
+test-newest: test-in-process test-real-processes
 
 # The oldest Airflow the package claims to support runs the suite too, so the claim stays true.
 test-oldest: install-oldest
@@ -73,7 +83,19 @@ test-oldest: install-oldest
 test-next: install-next
 	$(VENV_NEXT)/bin/python $(PYTEST) $(IN_PROCESS)
 
-test: chromium lint test-newest test-oldest test-next
+# `make test` runs two jobs side by side, of about the same length: the real-process tests (which
+# mostly wait on the processes they start) then the next leg, and the newest leg's in-process
+# tests then the oldest leg's. Each job's output is printed whole when it ends.
+test-real-then-next:
+	$(MAKE) --no-print-directory test-real-processes
+	$(MAKE) --no-print-directory test-next
+
+test-in-process-then-oldest:
+	$(MAKE) --no-print-directory test-in-process
+	$(MAKE) --no-print-directory test-oldest
+
+test: chromium lint install-oldest install-next
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-real-then-next test-in-process-then-oldest
 
 demo: install
 	$(VENV)/bin/python demo/run_demo.py

@@ -15,8 +15,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,14 +40,9 @@ from support.emulator import TickingClock, connection_env
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """A migrated metadata database for ``dag.test()``; created once per test run."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def airflow_db(xai_airflow_db: str) -> Path:
+    """A migrated metadata database for ``dag.test()``: the test kit's own fixture, in this suite's home."""
+    assert Path(xai_airflow_db) == _HOME, "the test kit migrated a different AIRFLOW_HOME"
     return _HOME
 
 

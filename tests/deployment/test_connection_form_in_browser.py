@@ -55,6 +55,7 @@ def test_the_add_connection_form_asks_for_an_api_key(deployment: Deployment, tmp
     airflow = deployment.airflow
     screenshots = [tmp_path / "add-xai-connection.png", tmp_path / "add-xai-connection-extras.png"]
     with ChromiumPage.launch(airflow.processes, tmp_path / "chromium-profile") as page:
+        deployment.browser_login(page, "admin")
         page.goto(f"{airflow.base_url}/connections")
         page.wait_for_text("Add Connection", timeout=120)
         page.click(

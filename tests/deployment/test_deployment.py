@@ -25,6 +25,8 @@ WAITING_TASK = {
     "example_xai_batch_fan_in": "wait_for_batch",
     "example_xai_batch_watch": "wait_for_batch",
 }
+# What the triggerer logs, in the trigger's own log, when a trigger hands its event back.
+TRIGGER_FIRED = "Trigger fired event"
 # succeeded, failed: what each example's manifest must count.
 EXPECTED_COUNTS = {
     "example_xai_batch_nightly": (8, 2),
@@ -132,12 +134,16 @@ def test_every_example_runs_by_hand_and_survives_a_triggerer_crash(deployment: D
         manifest = manifests[run_id]
         assert (manifest["succeeded"], manifest["failed"]) == EXPECTED_COUNTS[dag_id], (dag_id, manifest)
     assert manifests[dict(runs)["example_xai_batch_watch"]]["batch_id"] == watched
-    # Both triggerers ran each trigger: the first until it was killed, the second to the end.
-    for dag_id in WAITING_TASK:
-        trigger_logs = [
-            p for p in airflow.task_log_files(dag_id, WAITING_TASK[dag_id]) if ".trigger." in p.name
-        ]
-        assert len(trigger_logs) >= 2, (dag_id, trigger_logs)
+    # Both triggerers ran each run's trigger, the first until it was killed, the second to the end;
+    # only the second fired, exactly once: the crash neither lost the event nor sent it twice.
+    for dag_id, run_id in runs:
+        trigger_logs = {
+            path.name: path.read_text(errors="replace")
+            for path in airflow.task_log_files(dag_id, WAITING_TASK[dag_id])
+            if ".trigger." in path.name and f"run_id={run_id}" in str(path)
+        }
+        assert len(trigger_logs) == 2, (dag_id, run_id, sorted(trigger_logs))
+        assert sum(text.count(TRIGGER_FIRED) for text in trigger_logs.values()) == 1, (dag_id, run_id)
 
 
 @newest_airflow_only()

@@ -39,9 +39,9 @@ REQUESTS = int(os.environ.get("XAI_BATCH_SCALE_REQUESTS", "20000"))
 SHARDS = int(os.environ.get("XAI_BATCH_SCALE_SHARDS", "8"))
 S3_SHARDS = int(os.environ.get("XAI_BATCH_SCALE_S3_SHARDS", "2"))
 # The team's add limit, scaled down so that the adds take long enough to kill a worker under them:
-# about 800 add calls whatever the volume, at 20 calls a second.
+# about 400 add calls whatever the volume, at 20 calls a second (the worker dies after 20 of them).
 ADD_CALLS, ADD_WINDOW = 60, 3.0
-REQUESTS_PER_CALL = max(1, REQUESTS // 800)
+REQUESTS_PER_CALL = max(1, REQUESTS // 400)
 
 DAG_SOURCE = """
 from datetime import timedelta

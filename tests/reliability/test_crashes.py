@@ -1,7 +1,7 @@
 """Crashes: a worker killed with SIGKILL in the middle of adding, and a batch cancelled mid-wait.
 
 A triggerer killed mid-wait is covered with real Airflow processes by
-``tests/waiting/test_waiting_airflow_processes.py::test_deferred_sensor_survives_a_triggerer_crash``.
+``tests/deployment/test_deployment.py::test_every_example_runs_by_hand_and_survives_a_triggerer_crash``.
 """
 
 from __future__ import annotations

@@ -42,9 +42,13 @@ def chromium_path() -> str | None:
 class ChromiumPage:
     """One browser tab: navigate, run JavaScript, type, take screenshots."""
 
-    def __init__(self, socket: ClientConnection) -> None:
+    _launched = itertools.count(1)
+
+    def __init__(self, socket: ClientConnection, processes: ManagedProcesses, name: str) -> None:
         self._socket = socket
         self._ids = itertools.count(1)
+        self._processes = processes
+        self._name = name
 
     @classmethod
     def launch(
@@ -66,12 +70,12 @@ class ChromiumPage:
             f"--window-size={width},{height}",
             "about:blank",
         ]
-        processes.start("chromium", command)
+        # A name (and log) of its own: several tests may share one deployment's processes.
+        name = f"chromium-{next(cls._launched)}"
+        processes.start(name, command)
 
         def devtools_port() -> int:
-            match = re.search(
-                r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", processes.log_text("chromium")
-            )
+            match = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", processes.log_text(name))
             return int(match.group(1)) if match else 0
 
         port = wait_until("Chromium's DevTools endpoint", devtools_port, 60, on_timeout=processes.log_tails)
@@ -82,7 +86,7 @@ class ChromiumPage:
         ]
         # Entered here (websockets wants every connection entered); the page's own exit closes it.
         socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30).__enter__()
-        page = cls(socket)
+        page = cls(socket, processes, name)
         page.send("Page.enable")
         page.send("Runtime.enable")
         return page
@@ -92,6 +96,7 @@ class ChromiumPage:
 
     def __exit__(self, *exc_info: object) -> None:
         self._socket.close()
+        self._processes.stop(self._name)
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         """One DevTools command and its result (events arriving meanwhile are skipped)."""
