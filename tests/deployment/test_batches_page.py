@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from deployment_support import EMULATOR_KEY, HOLD_RATE, UI_DAG_ID, Deployment, newest_airflow_only
-from support.headless_chromium import ChromiumPage, chromium_path
+from support.headless_chromium import ChromiumPage, needs_chromium
 
 from airflow_provider_xai_batch.links import LINK_NAME, PAGE_PREFIX, batch_page_path
 
@@ -24,10 +24,7 @@ pytestmark = [
     pytest.mark.airflow_processes,
     pytest.mark.slow,
     newest_airflow_only(),
-    pytest.mark.skipif(
-        chromium_path() is None and os.environ.get("XAI_BATCH_REQUIRE_SERVICES") != "1",
-        reason="needs Debian's chromium package (make test installs it)",
-    ),
+    needs_chromium(),
 ]
 
 # Screenshots for the README are copied here when this variable names a folder.

@@ -8,12 +8,11 @@ screenshot of the form is kept next to the test's temporary files.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from deployment_support import CHAT, Deployment, newest_airflow_only
-from support.headless_chromium import ChromiumPage, chromium_path
+from support.headless_chromium import ChromiumPage, needs_chromium
 
 from airflow_provider_xai_batch.client import XAIBatchClient
 from airflow_provider_xai_batch.hooks.xai import base_url_of, client_options
@@ -23,10 +22,7 @@ pytestmark = [
     pytest.mark.slow,
     newest_airflow_only(),
     # CI (which sets XAI_BATCH_REQUIRE_SERVICES) must run it: a missing browser fails there.
-    pytest.mark.skipif(
-        chromium_path() is None and os.environ.get("XAI_BATCH_REQUIRE_SERVICES") != "1",
-        reason="needs Debian's chromium package (make test installs it)",
-    ),
+    needs_chromium(),
 ]
 
 DIALOG = "document.querySelector('[role=dialog]')"

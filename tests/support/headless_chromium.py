@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import re
 import shutil
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.managed_processes import ManagedProcesses, wait_until
@@ -37,6 +39,15 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
+
+
+def needs_chromium() -> pytest.MarkDecorator:
+    """Skip a browser test where Chromium is missing, except in CI (``XAI_BATCH_REQUIRE_SERVICES=1``),
+    where a missing browser must fail the test rather than hide it."""
+    return pytest.mark.skipif(
+        chromium_path() is None and os.environ.get("XAI_BATCH_REQUIRE_SERVICES") != "1",
+        reason="needs Debian's chromium package (make test installs it)",
+    )
 
 
 class ChromiumPage:
