@@ -63,7 +63,7 @@ def plan(quick: bool, workdir: Path) -> dict[str, Callable[[], list[Row]]]:
         "ingest": lambda: ingest.run([100_000, 1_000_000], workdir, repeats=3),
         "pacing": lambda: pacing.run(limit=50, window=5.0, windows=5),
         "shared_limit": lambda: shared_limit.run(limit=50, window=5.0, windows=10),
-        "many_waits": lambda: many_waits.run(waits=1000, poll_interval=30.0, intervals=3),
+        "many_waits": lambda: many_waits.run(waits=5000, poll_interval=30.0, intervals=3),
         "results": lambda: results.run([100_000, 1_000_000], workdir, repeats=3),
         "media": lambda: media.run(250, workdir, videos=50, repeats=3),
         "triggers": lambda: triggers.run(triggers=1000, baseline_triggers=100, repeats=3),
