@@ -20,6 +20,12 @@ class _Failure:
 class Prefetcher(Generic[T]):
     """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer.
 
+    The producer starts on an item only when there is room for it, so at most ``depth`` items
+    exist that the consumer has not taken, the one being made included. Items are add calls of
+    up to 25 MB: with a queue of one and the producer making the next item before waiting for
+    room, a third call would sit in memory beside the one being sent and the one queued, for no
+    gain (the next call is made while the current one is sent either way).
+
     Exceptions raised by ``source`` reach the consumer at the point they happened; stopping
     early (``close()``, or leaving a ``with`` block) stops the producer without draining it.
 
@@ -30,33 +36,34 @@ class Prefetcher(Generic[T]):
 
     def __init__(self, source: Iterator[T], *, depth: int = 1) -> None:
         self._source = source
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._room = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="xai-batch-prefetch", daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> bool:
+    def _wait_for_room(self) -> bool:
         while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
+            if self._room.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _produce(self) -> None:
         try:
-            for item in self._source:
-                if not self._put(item):
+            while self._wait_for_room():
+                try:
+                    item = next(self._source)
+                except StopIteration:
+                    self._queue.put(_DONE)
                     return
+                self._queue.put(item)
         except BaseException as error:  # handed to the consumer, raised there
-            self._put(_Failure(error))
-            return
-        self._put(_DONE)
+            self._queue.put(_Failure(error))
 
     def __iter__(self) -> Iterator[T]:
         while True:
             item = self._queue.get()
+            self._room.release()
             if item is _DONE:
                 return
             if isinstance(item, _Failure):
