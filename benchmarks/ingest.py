@@ -1,10 +1,11 @@
-"""Ingest: requests from a local JSONL file through ``add_requests``, to two servers in turn.
+"""Ingest: requests from a local JSONL file through ``add_requests``, to each server in turn.
 
 The emulator parses every body, as the service does, and sets the pace of both sides; the sink
 (:mod:`benchmarks.sink`) only counts the requests in each body, so against it what is measured is
-the client's own cost. Baseline: the same bytes already packed into 25 MB add-call bodies, posted
-with plain httpx to the same server. Each side runs in a fresh child process (and against a fresh
-server) so its peak RSS is its own.
+the client's own cost; ``distant`` is the emulator answering every call 250 ms late, as a service
+far away or one with a fixed cost per call does, where the number of calls counts. Baseline: the
+same bytes already packed into 25 MB add-call bodies, posted with plain httpx to the same server.
+Each side runs in a fresh child process (and against a fresh server) so its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -103,12 +104,15 @@ def _server(kind: str) -> Iterator[str]:
     if kind == "sink":
         with sink_process() as url:
             yield url
-    else:
-        with emulator_process("--add-rate-limit", "0", "--create-rate-limit", "0") as url:
-            yield url
+        return
+    latency = ("--latency-ms", str(DISTANT_LATENCY_MS)) if kind == "distant" else ()
+    with emulator_process("--add-rate-limit", "0", "--create-rate-limit", "0", *latency) as url:
+        yield url
 
 
-SERVERS = ("emulator", "sink")
+SERVERS = ("emulator", "sink", "distant")
+# How late the ``distant`` server answers each call.
+DISTANT_LATENCY_MS = 250
 
 
 def run(counts: list[int], workdir: Path, repeats: int = 1, servers: tuple[str, ...] = SERVERS) -> list[Row]:

@@ -358,16 +358,22 @@ class ClientCore:
             note((origin, is_new(request_id)))
             yield request_id, encoded
 
-    def _packed_adds(self, requests: Iterable[Any], source: str) -> Iterator[PackedAdd]:
-        """The add calls for ``requests``, each with where its requests came from."""
+    def _packed_adds(
+        self, requests: Iterable[Any], source: str, sender_idle: Callable[[], bool] | None = None
+    ) -> Iterator[PackedAdd]:
+        """The add calls for ``requests``, each with where its requests came from.
+
+        ``sender_idle`` tells whether the sender waits for the next call (see ``pack_add_calls``).
+        """
         noted: deque[tuple[Where, bool]] = deque()
         packed = protocol.pack_add_calls(
             self._encoded_requests(requests, source, noted),
             max_body_bytes=self.limits.max_add_call_bytes,
             max_requests=self.limits.max_requests_per_call,
             # Packing 25 MB takes about half a second; a small first call gets the service working
-            # on it meanwhile instead of waiting (the calls double from there).
+            # on it meanwhile instead of waiting (the calls grow from there).
             first_body_bytes=FIRST_ADD_CALL_BYTES,
+            sender_idle=sender_idle,
         )
         for call in packed:
             # The packer has read one request past this call at most: its entry stays for the next.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypedDict, TypeVar
@@ -211,8 +212,16 @@ def add_requests(
     on_call: Callable[[int], object] | None = None,
 ) -> Plan[int]:
     added = 0
-    packed: Iterable[PackedAdd] = core._packed_adds(requests, source)
-    with Prefetcher(iter(packed)) if core.prefetch_add_calls else contextlib.nullcontext(packed) as adds:
+    if core.prefetch_add_calls:
+        # The packer sizes each call by how long the one before it is on its way (see pack_add_calls).
+        sender_waiting = threading.Event()
+        packed = core._packed_adds(requests, source, sender_idle=sender_waiting.is_set)
+        adds_in_order: contextlib.AbstractContextManager[Iterable[PackedAdd]] = Prefetcher(
+            packed, consumer_waiting=sender_waiting
+        )
+    else:
+        adds_in_order = contextlib.nullcontext(core._packed_adds(requests, source))
+    with adds_in_order as adds:
         for add in adds:
             yield from _send_add(core, batch_id, add, source, on_call)
             added += add.new

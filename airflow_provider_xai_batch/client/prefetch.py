@@ -26,6 +26,9 @@ class Prefetcher(Generic[T]):
     room, a third call would sit in memory beside the one being sent and the one queued, for no
     gain (the next call is made while the current one is sent either way).
 
+    ``consumer_waiting`` is set while the consumer waits for the next item (one not made yet):
+    a producer handed the same event can make that item smaller and hand it over sooner.
+
     Exceptions raised by ``source`` reach the consumer at the point they happened; stopping
     early (``close()``, or leaving a ``with`` block) stops the producer without draining it.
 
@@ -34,8 +37,12 @@ class Prefetcher(Generic[T]):
     [0, 1, 2]
     """
 
-    def __init__(self, source: Iterator[T], *, depth: int = 1) -> None:
+    def __init__(
+        self, source: Iterator[T], *, depth: int = 1, consumer_waiting: threading.Event | None = None
+    ) -> None:
         self._source = source
+        # Set while the consumer waits for an item: a producer may ask it to size what it makes.
+        self.consumer_waiting = consumer_waiting or threading.Event()
         self._queue: queue.Queue[object] = queue.Queue()
         self._room = threading.Semaphore(depth)
         self._stop = threading.Event()
@@ -62,7 +69,9 @@ class Prefetcher(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         while True:
+            self.consumer_waiting.set()
             item = self._queue.get()
+            self.consumer_waiting.clear()
             self._room.release()
             if item is _DONE:
                 return

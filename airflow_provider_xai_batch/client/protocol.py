@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote
@@ -81,6 +81,7 @@ def pack_add_calls(
     max_body_bytes: int,
     max_requests: int | None = None,
     first_body_bytes: int | None = None,
+    sender_idle: Callable[[], bool] | None = None,
 ) -> Iterator[AddCall]:
     """Pack encoded requests ``(id, json_bytes)`` into add-call bodies of at most ``max_body_bytes``.
 
@@ -89,6 +90,13 @@ def pack_add_calls(
     With ``first_body_bytes``, the first call is at most that big and each later one may be twice
     the one before, up to ``max_body_bytes``: a sender that packs the next call while this one is
     on its way starts sending sooner (a request larger than the current step still gets a call).
+
+    ``sender_idle`` (asked once per :data:`CHUNK_BYTES` packed) lets the sender's pace size the
+    calls instead: a call grows, up to ``max_body_bytes``, for as long as the call before it is on
+    its way, and goes out once that one is answered and it is at least twice its size. A service
+    that answers slowly (a fixed time per call, whatever its size) gets full calls after the
+    first; a fast one gets calls that grow by the ratio of its pace to the packer's. Either way the
+    service never waits on the packer, and no call is smaller than with doubling.
 
     >>> calls = list(pack_add_calls([("a", b'{"x":1}'), ("b", b'{"y":2}')], max_body_bytes=40))
     >>> [(call.count, call.size, call.body) for call in calls]
@@ -99,6 +107,8 @@ def pack_add_calls(
     """
     overhead = len(_CALL_PREFIX) + len(_CALL_SUFFIX)
     step = max_body_bytes if first_body_bytes is None else min(first_body_bytes, max_body_bytes)
+    # Where a call must end: its step, or with ``sender_idle`` the largest call (see above).
+    limit = step if sender_idle is None else max_body_bytes
     # One loop with local state, not a builder object: this runs once per request.
     chunks: list[bytes] = [_CALL_PREFIX]
     group: list[bytes] = []
@@ -108,13 +118,14 @@ def pack_add_calls(
         length = len(body)
         if overhead + length > max_body_bytes:
             raise ValueError(f"request {request_id!r} alone exceeds the {max_body_bytes}-byte call limit")
-        if count and (size + length + 1 > step or (max_requests is not None and count >= max_requests)):
+        if count and (size + length + 1 > limit or (max_requests is not None and count >= max_requests)):
             if group:
                 chunks.append(b",".join(group))
             chunks.append(_CALL_SUFFIX)
             yield AddCall(tuple(chunks), size, count, starts)
+            step = min((step if sender_idle is None else size) * 2, max_body_bytes)
+            limit = step if sender_idle is None else max_body_bytes
             chunks, group, group_size, size, count, starts = [_CALL_PREFIX], [], 0, overhead, 0, array("Q")
-            step = min(step * 2, max_body_bytes)
         if count:
             if not group:
                 group.append(b"")  # the comma between this piece and the previous one
@@ -129,6 +140,11 @@ def pack_add_calls(
         if group_size >= CHUNK_BYTES:
             chunks.append(b",".join(group))
             group, group_size = [], 0
+            if sender_idle is not None and size >= step and sender_idle():
+                chunks.append(_CALL_SUFFIX)
+                yield AddCall(tuple(chunks), size, count, starts)
+                step = min(size * 2, max_body_bytes)
+                chunks, size, count, starts = [_CALL_PREFIX], overhead, 0, array("Q")
     if count:
         if group:
             chunks.append(b",".join(group))

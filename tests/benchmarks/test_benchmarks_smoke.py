@@ -31,7 +31,11 @@ def _compared(row: Row) -> None:
 def test_ingest(tmp_path: Path) -> None:
     rows = ingest.run([2_000], tmp_path)
     rates = _by_metric(rows, "requests/s")
-    assert [rate.metric for rate in rates] == ["requests/s (2,000, emulator)", "requests/s (2,000, sink)"]
+    assert [rate.metric for rate in rates] == [
+        "requests/s (2,000, emulator)",
+        "requests/s (2,000, sink)",
+        "requests/s (2,000, distant)",
+    ]
     for rate in rates:
         _compared(rate)
         assert rate.met is not None

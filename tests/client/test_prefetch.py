@@ -72,3 +72,18 @@ def test_leaving_early_stops_the_producer() -> None:
     made = source.made
     threading.Event().wait(0.3)
     assert source.made == made <= 2
+
+
+def test_the_producer_can_see_when_the_consumer_waits_for_an_item() -> None:
+    consumer_waiting = threading.Event()
+    seen_waiting: list[bool] = []
+
+    def source() -> Iterator[int]:
+        for item in range(3):
+            # Made only once the consumer waits for it; without the signal this gives up after 10 s.
+            seen_waiting.append(consumer_waiting.wait(timeout=10))
+            yield item
+
+    with Prefetcher(source(), consumer_waiting=consumer_waiting) as items:
+        assert list(items) == [0, 1, 2]
+    assert seen_waiting == [True, True, True]

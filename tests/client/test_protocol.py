@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -160,3 +162,79 @@ def test_ids_with_slashes_are_refused_in_paths() -> None:
 def test_limits_from_a_connection_extra_ignore_unknown_keys() -> None:
     limits = ClientLimits.from_mapping({"add_calls": 50, "timeout": 3, "max_add_call_bytes": 1000})
     assert (limits.add_calls, limits.max_add_call_bytes, limits.create_calls) == (50, 1000, 2)
+
+
+class PacedSender:
+    """A sender that is busy with each call for ``busy_for`` requests' worth of packing time."""
+
+    def __init__(self, busy_for: int) -> None:
+        self.busy_for = busy_for
+        self.packed = 0
+        self.busy_until = 0
+
+    def requests(self, count: int, size: int) -> Iterator[tuple[str, bytes]]:
+        for i in range(count):
+            self.packed += 1
+            yield (f"r{i}", b'"' + b"x" * size + b'"')
+
+    def idle(self) -> bool:
+        return self.packed >= self.busy_until
+
+    def sizes(self, count: int, size: int, *, first: int, cap: int) -> list[int]:
+        sizes = []
+        for call in pack_add_calls(
+            self.requests(count, size), max_body_bytes=cap, first_body_bytes=first, sender_idle=self.idle
+        ):
+            sizes.append(call.size)
+            self.busy_until = self.packed + self.busy_for
+        return sizes
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(protocol, "CHUNK_BYTES", 1_000)
+    return 1_000
+
+
+def test_a_slow_sender_gets_full_calls_after_the_first(small_pieces: int) -> None:
+    sizes = PacedSender(busy_for=10**9).sizes(2_000, 98, first=1_000, cap=50_000)
+    assert sizes[0] < 2_000
+    assert all(size > 49_000 for size in sizes[1:-1])
+    assert len(sizes) == 6
+
+
+def test_a_sender_that_is_never_busy_gets_calls_that_double(small_pieces: int) -> None:
+    sizes = PacedSender(busy_for=0).sizes(2_000, 98, first=1_000, cap=50_000)
+    assert sizes[:6] == sorted(sizes[:6])
+    assert all(2 * before <= after < 2 * before + 1_200 for before, after in itertools.pairwise(sizes[:5]))
+    assert max(sizes) > 49_000
+
+
+def test_calls_grow_by_what_is_packed_while_the_one_before_is_sent_and_at_least_double(
+    small_pieces: int,
+) -> None:
+    # The first call keeps the sender busy for 300 requests (about 30 KB) of packing: the second
+    # call is those 30 KB; later calls, sent as briefly, still double until the cap.
+    sizes = PacedSender(busy_for=300).sizes(3_000, 98, first=1_000, cap=100_000)
+    assert sizes[0] < 2_000
+    assert 29_000 < sizes[1] < 32_000
+    assert 2 * sizes[1] <= sizes[2] < 2 * sizes[1] + 1_200
+    assert sizes[3] > 99_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=300), max_size=80),
+    cap=st.integers(min_value=330, max_value=3000),
+    idle=st.lists(st.booleans(), min_size=1, max_size=20),
+)
+def test_sized_by_the_sender_packing_never_exceeds_the_cap_nor_drops_or_reorders(
+    sizes: list[int], cap: int, idle: list[bool]
+) -> None:
+    answers = iter(idle * 100)
+    items = [(f"id{i}", b'"' + b"x" * size + b'"') for i, size in enumerate(sizes)]
+    calls = list(
+        pack_add_calls(items, max_body_bytes=cap, first_body_bytes=400, sender_idle=lambda: next(answers))
+    )
+    assert all(len(call.body) == call.size <= cap for call in calls)
+    assert [call.request_body(k) for call in calls for k in range(call.count)] == [body for _, body in items]
