@@ -215,6 +215,7 @@ async def _measure(kind: str, batch_ids: list[str], rounds: int) -> dict[str, An
             return
 
     gc.collect()
+    tracked_before = len(gc.get_objects())
     gc.callbacks.append(note_collection)
     watcher = asyncio.create_task(monitor())
     await asyncio.sleep(0.05)
@@ -230,6 +231,10 @@ async def _measure(kind: str, batch_ids: list[str], rounds: int) -> dict[str, An
     stop.set()
     await watcher
     gc.callbacks.remove(note_collection)
+    # What the waits keep for the cyclic collector to walk: a full collection runs once the objects
+    # that survived since the last one exceed a quarter of all it tracks (Airflow's included).
+    gc.collect()
+    tracked_per_trigger = (len(gc.get_objects()) - tracked_before) / len(triggers)
     for task in tasks:
         task.cancel()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -246,12 +251,20 @@ async def _measure(kind: str, batch_ids: list[str], rounds: int) -> dict[str, An
         "full_collections": len(collections),
         "longest_collection": max(collections, default=0.0),
         "polls": sum(answers.per_batch.values()),
+        "tracked_per_trigger": tracked_per_trigger,
+        "tracked_before": tracked_before,
     }
 
 
-def _side(kind: str, url: str, batch_ids: list[str], rounds: int, queue: Any) -> None:
+def _side(
+    kind: str, url: str, batch_ids: list[str], rounds: int, calls_per_client: int | None, queue: Any
+) -> None:
     # The triggers' log lines are still rendered, as in a triggerer, but not printed over the table.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    if calls_per_client is not None:
+        from airflow_provider_xai_batch.triggers.client_pool import SHARED_CLIENTS
+
+        SHARED_CLIENTS.calls_per_client = calls_per_client
     os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_json(url)
     queue.put(asyncio.run(_measure(kind, batch_ids, rounds)))
 
@@ -299,8 +312,17 @@ def _plain_side(url: str, batch_ids: list[str], queue: Any) -> None:
     queue.put(asyncio.run(_plain(url, batch_ids)))
 
 
-def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, rounds: int = 2) -> list[Row]:
-    """``triggers`` of ours (median of ``repeats`` runs) against ``baseline_triggers`` blocking ones."""
+def run(
+    triggers: int = 1000,
+    baseline_triggers: int = 100,
+    repeats: int = 3,
+    rounds: int = 2,
+    calls_per_client: int | None = None,
+) -> list[Row]:
+    """``triggers`` of ours (median of ``repeats`` runs) against ``baseline_triggers`` blocking ones.
+
+    ``calls_per_client`` replaces the shared clients' calls in flight, to compare settings.
+    """
     airflow_environment()
     flags = (
         "--latency-ms",
@@ -318,10 +340,10 @@ def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, ro
         plain_runs: list[dict[str, Any]] = []
         baseline: dict[str, Any] = {}
         for attempt in range(repeats):
-            ours_runs.append(in_child(_side, "ours", url, batch_ids[:triggers], rounds))
+            ours_runs.append(in_child(_side, "ours", url, batch_ids[:triggers], rounds, calls_per_client))
             plain_runs.append(in_child(_plain_side, url, batch_ids[:triggers]))
             if attempt == 0:
-                baseline = in_child(_side, "baseline", url, batch_ids[:baseline_triggers], rounds)
+                baseline = in_child(_side, "baseline", url, batch_ids[:baseline_triggers], rounds, None)
 
     scale = triggers / baseline_triggers
     round_ours = median([r["first_round"] for r in ours_runs])
@@ -393,6 +415,20 @@ def run(triggers: int = 1000, baseline_triggers: int = 100, repeats: int = 3, ro
         ),
         Row(
             "triggers",
+            f"objects tracked by the collector per trigger{at}",
+            median([r["tracked_per_trigger"] for r in ours_runs]),
+            baseline["tracked_per_trigger"],
+            "objects",
+        ),
+        Row(
+            "triggers",
+            "objects tracked before the triggers start",
+            median([r["tracked_before"] for r in ours_runs]),
+            None,
+            "objects",
+        ),
+        Row(
+            "triggers",
             "longest full GC during the run",
             median([r["longest_collection"] for r in ours_runs]) * 1000,
             baseline["longest_collection"] * 1000,
@@ -406,8 +442,12 @@ def main() -> None:
     parser.add_argument("--triggers", type=int, default=1000)
     parser.add_argument("--baseline-triggers", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--calls-per-client", type=int, default=None, help="status calls in flight per client"
+    )
     args = parser.parse_args()
-    print(format_table(run(args.triggers, args.baseline_triggers, args.repeats)))
+    rows = run(args.triggers, args.baseline_triggers, args.repeats, calls_per_client=args.calls_per_client)
+    print(format_table(rows))
 
 
 if __name__ == "__main__":
