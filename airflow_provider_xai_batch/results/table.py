@@ -32,6 +32,8 @@ PARQUET_EXTRA = "airflow-provider-xai-batch[parquet]"
 # Rows per row group: big enough for good compression and fast scans, small enough that a
 # buffered group (raw responses included) stays a few tens of megabytes.
 ROW_GROUP_ROWS = 20_000
+# What pyarrow gathers in native memory before handing it to the staged file (see ParquetSink).
+SINK_BUFFER_BYTES = 1 << 20
 
 SUCCEEDED_COLUMNS = (
     "batch_request_id",
@@ -317,10 +319,17 @@ class ParquetSink:
         # would cost memory and garbage-collector passes over them; Arrow's buffers cost neither.
         self._batches: list[Any] = []
         self._rows = 0
+        # pyarrow encodes and compresses without the GIL, but writes its output in many small
+        # pieces (a hundred or so per row group); straight to a Python file object, each piece
+        # waited for the GIL whenever the fetch thread held it, and writing row groups took 1.6
+        # times as long in an export as alone. A native buffer hands them over a MB at a time.
+        self._stream = pa.BufferedOutputStream(
+            pa.PythonFile(_StagedStream(staged), mode="w"), buffer_size=SINK_BUFFER_BYTES
+        )
         # Dictionary encoding only where values repeat: ids, texts and raw responses are nearly all
         # distinct, and trying a dictionary for them costs time for nothing.
         self._writer = pq.ParquetWriter(
-            _StagedStream(staged),
+            self._stream,
             self._schema,
             # zstd's fastest level: result tables (repetitive JSON) come out the same size as at
             # the default level, for a tenth less of the export's time spent compressing.
@@ -462,6 +471,8 @@ class ParquetSink:
             self._flush()
             self._writer.close()
             self._writer = None
+            # The footer and whatever is buffered reach the staged file before it is closed.
+            self._stream.close()
         self.staged.close()
 
 
