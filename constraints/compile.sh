@@ -10,7 +10,8 @@
 # The committed file seeds each run: uv keeps a pin while the inputs still allow it, so a run that
 # changes no input rewrites the same bytes, and a new extra adds its packages without moving the
 # rest. `--check` resolves from the uv cache when it can (no network), and over the network when
-# the cache lacks something (a fresh machine). Needs the uv that `make install` puts in .venv-tools.
+# the cache lacks something or gives another answer (a fresh machine). Needs the uv that
+# `make install` puts in .venv-tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 uv=${UV:-.venv-tools/bin/uv}
@@ -75,8 +76,11 @@ for input in constraints/airflow-*.in; do
     status=1
     continue
   fi
-  if ! pin "$leg" "$work/check.txt" --offline "${uv_args[@]}" 2>"$work/offline.err"; then
-    # The cache lacks a package's metadata (a fresh machine): the index can answer instead.
+  if ! pin "$leg" "$work/check.txt" --offline "${uv_args[@]}" 2>"$work/offline.err" \
+    || ! cmp -s "$committed" "$work/check.txt"; then
+    # The cache lacks a package's metadata (a fresh machine): the index can answer instead. Offline,
+    # uv may also settle on an older release whose metadata it happens to hold (the pinned one's
+    # wheels in the cache being for another platform), so only the index can say a pin is wrong.
     cp "$committed" "$work/body.txt"
     pin "$leg" "$work/check.txt" "${uv_args[@]}"
   fi
