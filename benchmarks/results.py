@@ -234,6 +234,17 @@ def run(counts: list[int], workdir: Path, repeats: int = 1) -> list[Row]:
                 )
             )
             rows.append(
+                Row(
+                    "results",
+                    f"parquet rows/s vs raw ({count:,})",
+                    parquet_rate,
+                    base_rate,
+                    "rows/s",
+                    ">= 0.9x",
+                    parquet_rate >= 0.9 * base_rate,
+                )
+            )
+            rows.append(
                 Row("results", f"parquet peak RSS ({count:,})", parquet_peaks[count], peaks[count], "MB")
             )
     rows.extend(rss_growth_rows("results", peaks))

@@ -69,6 +69,10 @@ def test_results(tmp_path: Path) -> None:
         _compared(parquet)
         exported = parquet.notes["parquet"][0]
         assert exported["succeeded"] > 0 and exported["failed"] > 0 and exported["reconciled"]
+    # ... and with the raw fetch-and-write, as the JSONL export is.
+    for parquet in _by_metric(rows, "parquet rows/s vs raw"):
+        _compared(parquet)
+        assert parquet.met is not None
     _by_metric(rows, "RSS growth")
 
 
