@@ -127,5 +127,7 @@ class ResultFiles:
         return staged
 
     def _discard(self) -> None:
+        for table in self._tables or ():
+            table.abandon()
         for item in self._staged:
             item.discard()

@@ -14,6 +14,7 @@ the batch is. pyarrow is optional: the ``[parquet]`` extra installs it.
 from __future__ import annotations
 
 import array
+import concurrent.futures
 import importlib
 import itertools
 import operator
@@ -319,12 +320,18 @@ class ParquetSink:
         # would cost memory and garbage-collector passes over them; Arrow's buffers cost neither.
         self._batches: list[Any] = []
         self._rows = 0
+        # Row groups are encoded, compressed and written on a thread of their own: pyarrow does it
+        # without the GIL, so it overlaps with decoding the next pages instead of stopping them.
+        # One row group at a time, in order: the next waits for the one before it.
+        self._writing = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-parquet")
+        self._written: concurrent.futures.Future[None] | None = None
         # pyarrow encodes and compresses without the GIL, but writes its output in many small
         # pieces (a hundred or so per row group); straight to a Python file object, each piece
         # waited for the GIL whenever the fetch thread held it, and writing row groups took 1.6
         # times as long in an export as alone. A native buffer hands them over a MB at a time.
+        self._target = _StagedStream(staged)
         self._stream = pa.BufferedOutputStream(
-            pa.PythonFile(_StagedStream(staged), mode="w"), buffer_size=SINK_BUFFER_BYTES
+            pa.PythonFile(self._target, mode="w"), buffer_size=SINK_BUFFER_BYTES
         )
         # Dictionary encoding only where values repeat: ids, texts and raw responses are nearly all
         # distinct, and trying a dictionary for them costs time for nothing.
@@ -462,18 +469,38 @@ class ParquetSink:
         if not self._rows:
             return
         table = self._pa.Table.from_batches(self._batches, schema=self._schema)
-        self._writer.write_table(table, row_group_size=self._rows)
+        self._wait_for_writing()
+        self._written = self._writing.submit(self._writer.write_table, table, row_group_size=self._rows)
         self._batches = []
         self._rows = 0
+
+    def _wait_for_writing(self) -> None:
+        """Wait for the row group being written; its error, if any, is raised here."""
+        written, self._written = self._written, None
+        if written is not None:
+            written.result()
 
     def close(self) -> None:
         if self._writer is not None:
             self._flush()
+            self._wait_for_writing()
             self._writer.close()
             self._writer = None
             # The footer and whatever is buffered reach the staged file before it is closed.
             self._stream.close()
+            self._writing.shutdown()
         self.staged.close()
+
+    def abandon(self) -> None:
+        """Stop after a failure elsewhere: let a row group being written finish, write nothing more.
+
+        The staged file is then discarded by its owner; nothing is left writing to it.
+        """
+        self._writing.shutdown(wait=True, cancel_futures=True)
+        self._written = None
+        # pyarrow closes a writer it collects, footer and all: that must not reach a discarded file.
+        self._target.abandoned = True
+        self._writer = None
 
 
 def _metadata_column(pa: Any, metadata: list[msgspec.Raw | None]) -> Any:
@@ -549,6 +576,8 @@ class _StagedStream:
     """The write side of a staged file as the file object pyarrow writes to (it counts the size)."""
 
     closed = False
+    #: Set once the export failed: what pyarrow still writes is dropped.
+    abandoned = False
 
     def __init__(self, staged: StagedFile) -> None:
         self._staged = staged
@@ -556,7 +585,8 @@ class _StagedStream:
 
     def write(self, data: Any) -> int:
         chunk = bytes(data)
-        self._staged.write(chunk)
+        if not self.abandoned:
+            self._staged.write(chunk)
         self._position += len(chunk)
         return len(chunk)
 
